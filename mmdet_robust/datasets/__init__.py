@@ -1,0 +1,1 @@
+"""Synthetic VOC-format data (see :mod:`.make_shapes`)."""

@@ -1,0 +1,212 @@
+"""Synthetic VOC-format detection data: shapes on cluttered backgrounds.
+
+Writes ``<out>/VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main}``
+so that MMDetection's own ``VOCDataset`` reads it (class names passed through
+``metainfo=dict(classes=SHAPES_CLASSES)``) and ``VOCMetric`` scores it. The
+classes differ in form only: every object gets a random colour, size, aspect
+ratio and position, and the background is a random gradient with noise and
+distractor strokes, so colour alone does not tell the class.
+
+    python -m mmdet_robust.datasets.make_shapes --out data/shapes
+
+The output is a pure function of the arguments (``--seed`` included); a tree
+already generated with the same arguments is left as it is.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+from xml.etree import ElementTree as ET
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SHAPES_CLASSES = ('circle', 'square', 'triangle', 'cross')
+STAMP = 'make_shapes.json'
+
+Box = Tuple[int, int, int, int]  # x1, y1, x2, y2, pixel indices, inclusive
+
+
+def _iou(a: Box, b: Box) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.
+    inter = iw * ih
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def _background(rng: np.random.Generator, size: int) -> Image.Image:
+    """Gradient between two random colours, pixel noise, distractor strokes."""
+    c0, c1 = rng.uniform(0, 255, (2, 3))
+    t = np.linspace(0, 1, size)[None, :, None]
+    if rng.random() < 0.5:
+        t = t.transpose(1, 0, 2)
+    img = c0 * (1 - t) + c1 * t + rng.normal(0, 12, (size, size, 3))
+    canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(rng.integers(4, 10)):  # lines and small arcs, no objects
+        x0, y0 = rng.integers(0, size, 2)
+        dx, dy = rng.integers(-size // 3, size // 3, 2)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        if rng.random() < 0.6:
+            draw.line([(x0, y0), (x0 + dx, y0 + dy)], fill=colour,
+                      width=int(rng.integers(1, 3)))
+        else:
+            r = int(rng.integers(3, 8))
+            draw.arc([x0 - r, y0 - r, x0 + r, y0 + r],
+                     int(rng.integers(0, 180)), int(rng.integers(180, 360)),
+                     fill=colour, width=1)
+    return canvas
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, cls: str, box: Box,
+                fill: tuple, outline: tuple) -> None:
+    x1, y1, x2, y2 = box
+    if cls == 'circle':
+        draw.ellipse(box, fill=fill, outline=outline, width=2)
+    elif cls == 'square':
+        draw.rectangle(box, fill=fill, outline=outline, width=2)
+    elif cls == 'triangle':
+        draw.polygon([(x1, y2), (x2, y2), ((x1 + x2) / 2, y1)], fill=fill,
+                     outline=outline, width=2)
+    elif cls == 'cross':
+        tx, ty = (x2 - x1) / 3, (y2 - y1) / 3
+        draw.polygon([(x1 + tx, y1), (x2 - tx, y1), (x2 - tx, y1 + ty),
+                      (x2, y1 + ty), (x2, y2 - ty), (x2 - tx, y2 - ty),
+                      (x2 - tx, y2), (x1 + tx, y2), (x1 + tx, y2 - ty),
+                      (x1, y2 - ty), (x1, y1 + ty), (x1 + tx, y1 + ty)],
+                     fill=fill, outline=outline, width=2)
+    else:
+        raise ValueError(f'unknown shape class {cls!r}')
+
+
+def make_image(rng: np.random.Generator, size: int, min_obj: int,
+               max_obj: int, empty_prob: float
+               ) -> Tuple[Image.Image, List[Tuple[str, Box]]]:
+    """One image and its objects ``[(class, (x1, y1, x2, y2)), ...]``."""
+    canvas = _background(rng, size)
+    draw = ImageDraw.Draw(canvas)
+    objects: List[Tuple[str, Box]] = []
+    num = 0 if rng.random() < empty_prob else rng.integers(
+        min_obj, max_obj + 1)
+    for _ in range(num):
+        for _try in range(50):
+            side = rng.uniform(0.14, 0.45) * size
+            aspect = rng.uniform(0.75, 1.33)
+            w = int(min(size - 1, side * np.sqrt(aspect)))
+            h = int(min(size - 1, side / np.sqrt(aspect)))
+            x1 = int(rng.integers(0, size - w))
+            y1 = int(rng.integers(0, size - h))
+            box = (x1, y1, x1 + w, y1 + h)
+            if all(_iou(box, b) < 0.15 for _, b in objects):
+                break
+        else:
+            continue
+        cls = SHAPES_CLASSES[rng.integers(len(SHAPES_CLASSES))]
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        outline = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)
+        _draw_shape(draw, cls, box, fill, outline)
+        objects.append((cls, box))
+    return canvas, objects
+
+
+def _annotation_xml(name: str, size: int,
+                    objects: Sequence[Tuple[str, Box]]) -> ET.ElementTree:
+    root = ET.Element('annotation')
+    ET.SubElement(root, 'folder').text = 'VOC2007'
+    ET.SubElement(root, 'filename').text = f'{name}.jpg'
+    size_el = ET.SubElement(root, 'size')
+    for key, val in (('width', size), ('height', size), ('depth', 3)):
+        ET.SubElement(size_el, key).text = str(val)
+    for cls, (x1, y1, x2, y2) in objects:
+        obj = ET.SubElement(root, 'object')
+        ET.SubElement(obj, 'name').text = cls
+        ET.SubElement(obj, 'pose').text = 'Unspecified'
+        ET.SubElement(obj, 'truncated').text = '0'
+        ET.SubElement(obj, 'difficult').text = '0'
+        bnd = ET.SubElement(obj, 'bndbox')
+        # VOC coordinates are 1-based; VOCDataset subtracts 1 on reading.
+        for key, val in zip(('xmin', 'ymin', 'xmax', 'ymax'),
+                            (x1 + 1, y1 + 1, x2 + 1, y2 + 1)):
+            ET.SubElement(bnd, key).text = str(val)
+    return ET.ElementTree(root)
+
+
+def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
+                size: int = 128, seed: int = 0, min_obj: int = 1,
+                max_obj: int = 4, empty_prob: float = 0.0,
+                force: bool = False) -> str:
+    """Generate the dataset; return the ``VOCdevkit`` directory.
+
+    Image ``i`` is drawn from ``np.random.default_rng([seed, i])``, so the
+    output is deterministic for a seed and independent of the split sizes'
+    order of generation.
+    """
+    if not 1 <= min_obj <= max_obj:
+        raise ValueError(f'need 1 <= min_obj <= max_obj, got {min_obj}, '
+                         f'{max_obj}')
+    if size < 32:
+        raise ValueError(f'image size must be >= 32 pixels, got {size}')
+    params = dict(num_train=num_train, num_test=num_test, size=size,
+                  seed=seed, min_obj=min_obj, max_obj=max_obj,
+                  empty_prob=empty_prob, classes=list(SHAPES_CLASSES))
+    devkit = osp.join(out, 'VOCdevkit')
+    voc = osp.join(devkit, 'VOC2007')
+    stamp = osp.join(devkit, STAMP)
+    if not force and osp.isfile(stamp):
+        with open(stamp) as f:
+            if json.load(f) == params:
+                return devkit
+    for sub in ('JPEGImages', 'Annotations', 'ImageSets/Main'):
+        os.makedirs(osp.join(voc, sub), exist_ok=True)
+    names = []
+    for i in range(num_train + num_test):
+        rng = np.random.default_rng([seed, i])
+        image, objects = make_image(rng, size, min_obj, max_obj, empty_prob)
+        name = f'{i:06d}'
+        image.save(osp.join(voc, 'JPEGImages', f'{name}.jpg'), quality=95)
+        _annotation_xml(name, size, objects).write(
+            osp.join(voc, 'Annotations', f'{name}.xml'))
+        names.append(name)
+    for split, ids in (('trainval', names[:num_train]),
+                       ('test', names[num_train:])):
+        with open(osp.join(voc, 'ImageSets/Main', f'{split}.txt'), 'w') as f:
+            f.write(''.join(f'{n}\n' for n in ids))
+    with open(stamp, 'w') as f:
+        json.dump(params, f)
+    return devkit
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', default='data/shapes',
+                        help='root; VOCdevkit/ is written inside it')
+    parser.add_argument('--num-train', type=int, default=500)
+    parser.add_argument('--num-test', type=int, default=100)
+    parser.add_argument('--size', type=int, default=128,
+                        help='image side in pixels')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--min-obj', type=int, default=1)
+    parser.add_argument('--max-obj', type=int, default=4)
+    parser.add_argument('--empty-prob', type=float, default=0.0,
+                        help='probability that an image has no object')
+    parser.add_argument('--force', action='store_true',
+                        help='regenerate even if the tree is up to date')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    devkit = make_shapes(args.out, args.num_train, args.num_test, args.size,
+                         args.seed, args.min_obj, args.max_obj,
+                         args.empty_prob, args.force)
+    print(f'synthetic VOC tree ready: {devkit} '
+          f'({args.num_train} trainval, {args.num_test} test, '
+          f'classes {SHAPES_CLASSES})')
+
+
+if __name__ == '__main__':
+    main()

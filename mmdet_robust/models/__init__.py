@@ -1,0 +1,4 @@
+from .ssd_head import StableSSDHead
+from .ssd_vgg_bn import SSDVGGBN
+
+__all__ = ['SSDVGGBN', 'StableSSDHead']
