@@ -1,0 +1,164 @@
+"""What every attack shares: the call contract, the model state it must not
+touch, per-image seeding, and the one sign-gradient PGD loop."""
+import zlib
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterable, List, Sequence
+
+import torch
+from mmengine.model import is_model_wrapper
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .pixel_space import PixelSpace, project
+
+
+def unwrap(model):
+    """The detector inside a DDP/FSDP wrapper (attacks never run through the
+    wrapper: an input-only backward would leave DDP's reducer waiting)."""
+    return model.module if is_model_wrapper(model) else model
+
+
+@contextmanager
+def attack_mode(model):
+    """Model state for generating attacks, restored on exit.
+
+    * parameters stop requiring gradients, so attack passes compute input
+      gradients only and never touch ``param.grad``;
+    * BatchNorm running statistics (and ``num_batches_tracked``) are saved
+      and restored, so attack forwards in train mode use batch statistics
+      like the training step but leave no trace in the running averages.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    bn_buffers = [
+        buf for m in model.modules() if isinstance(m, _BatchNorm)
+        for buf in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if buf is not None
+    ]
+    saved = [buf.clone() for buf in bn_buffers]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        for buf, value in zip(bn_buffers, saved):
+            buf.copy_(value)
+
+
+def sample_seed(sample, seed: int, salt: int = 0) -> int:
+    """A seed from the image's identity, not from the process or rank.
+
+    The same image gets the same attack randomness on 1 or N processes;
+    ``salt`` (e.g. the training iteration) varies it over time.
+    """
+    meta = sample.metainfo
+    key = str(meta.get('img_path', meta.get('img_id', '')))
+    return zlib.crc32(f'{seed}:{salt}:{key}'.encode())
+
+
+def image_generators(data_samples: Sequence, device, seed: int,
+                     salt: int = 0) -> List[torch.Generator]:
+    gens = []
+    for sample in data_samples:
+        g = torch.Generator(device=device)
+        g.manual_seed(sample_seed(sample, seed, salt))
+        gens.append(g)
+    return gens
+
+
+def check_budget(name: str, value: float, low: float = 0.,
+                 high: float = 255.) -> float:
+    """``value`` in (low, high] pixel units, else a ValueError naming it."""
+    if not isinstance(value, (int, float)) or not low < value <= high:
+        raise ValueError(f'{name} must be a number in ({low:g}, {high:g}] '
+                         f'pixel units of [0, 255], got {value!r}')
+    return float(value)
+
+
+def check_steps(steps) -> int:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f'steps must be an integer >= 1, got {steps!r}')
+    return steps
+
+
+LossFn = Callable[[Tensor], Dict[str, Tensor]]
+
+
+def task_gradients(loss_fn: LossFn, points: Dict[str, Tensor]
+                   ) -> Dict[str, Tensor]:
+    """``grad_x loss_T(x_T)`` for each task ``T`` in ``points``.
+
+    Tasks whose points are the same tensor share one forward pass (the
+    random start of MTD: one forward, one backward per task).
+    ``loss_fn(x)`` maps pixels ``(N, C, H, W)`` to per-image losses
+    ``dict(cls=(N,), loc=(N,), con=(N,))``.
+    """
+    grads = {}
+    groups: Dict[int, List[str]] = {}
+    for task, x in points.items():
+        groups.setdefault(id(x), []).append(task)
+    for tasks in groups.values():
+        x = points[tasks[0]].detach().requires_grad_(True)
+        losses = loss_fn(x)
+        for k, task in enumerate(tasks):
+            grad, = torch.autograd.grad(
+                losses[task].sum(), x, retain_graph=k + 1 < len(tasks))
+            grads[task] = torch.nan_to_num(grad, nan=0., posinf=0.,
+                                           neginf=0.)
+    return grads
+
+
+def sign_pgd(loss_fn: LossFn, x: Tensor, start: Tensor, tasks: Iterable[str],
+             eps: float, step_size: float, steps: int,
+             mask: Tensor) -> Dict[str, Tensor]:
+    """Task-oriented PGD in pixel space (paper Eq. 5, ATTACKS.md sec. 1).
+
+        x_{t+1} = P_Sx( x_t + alpha * sign(grad_x loss_T(x_t)) )
+
+    run for every task ``T`` from the same start ``x_0 = start``; ``mask``
+    (``(N, 1, H, W)``) keeps padding unperturbed. Returns ``{T: x_steps}``.
+    """
+    points = {task: start for task in tasks}
+    for _ in range(steps):
+        grads = task_gradients(loss_fn, points)
+        points = {
+            task: project(points[task] + step_size * grads[task].sign() *
+                          mask, x, eps)
+            for task in points
+        }
+    return points
+
+
+class DetectorAttack:
+    """Base of every attack: ``attack(model, data) -> adversarial data``.
+
+    ``data`` is the data preprocessor's output ``dict(inputs=(N, C, H, W)
+    normalised, data_samples=[...])`` with GT boxes in network-input
+    coordinates; the result has the same structure, the same samples, and
+    adversarial ``inputs``. Statistics of the last call (tensors) are in
+    ``last_stats``. Subclasses implement :meth:`perturb` in pixel space.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.last_stats: Dict[str, Tensor] = {}
+
+    def perturb(self, detector, space: PixelSpace, x: Tensor,
+                data_samples: Sequence, generators: List[torch.Generator]
+                ) -> Tensor:
+        """Adversarial pixels ``(N, C, H, W)`` in ``S_x`` for clean ``x``."""
+        raise NotImplementedError
+
+    def __call__(self, model, data: dict, salt: int = 0) -> dict:
+        detector = unwrap(model)
+        inputs, samples = data['inputs'], data['data_samples']
+        space = PixelSpace(detector.data_preprocessor, inputs, samples)
+        x = space.clean_pixels()
+        gens = image_generators(samples, inputs.device, self.seed, salt)
+        self.last_stats = {}
+        with attack_mode(detector), torch.enable_grad():
+            x_adv = self.perturb(detector, space, x, samples, gens).detach()
+        self.last_stats['adv_linf'] = (x_adv - x).abs().flatten(1).amax(
+            1).mean()
+        return dict(data, inputs=space.to_input(x_adv))

@@ -1,0 +1,78 @@
+"""Pixel space [0, 255] <-> the data preprocessor's normalised input.
+
+Budgets and step sizes of every attack are in pixel units (eps = 8 means
+8/255 of the range), whatever mean/std the detector's data preprocessor uses
+(SSD: std 1, YOLOv3: std 255, ImageNet-style: std ~58). The feasible set is
+``S_x = B(x, eps) ∩ [0, 255]^n`` and padding added by the preprocessor is
+never perturbed.
+"""
+from typing import List, Sequence
+
+import torch
+from torch import Tensor
+
+PIXEL_MAX = 255.
+
+
+class PixelSpace:
+    """Conversions for one preprocessed batch.
+
+    Args:
+        data_preprocessor: the detector's ``DetDataPreprocessor`` (any
+            ``ImgDataPreprocessor``); its ``mean``/``std`` buffers of shape
+            ``(C, 1, 1)`` are used when normalisation is enabled.
+        inputs: the normalised batch ``(N, C, H, W)`` it produced.
+        data_samples: the batch's samples; ``img_shape`` (h, w) of each tells
+            the valid region, the rest is padding.
+    """
+
+    def __init__(self, data_preprocessor, inputs: Tensor,
+                 data_samples: Sequence) -> None:
+        if getattr(data_preprocessor, '_enable_normalize', False):
+            self.mean = data_preprocessor.mean.view(1, -1, 1, 1)
+            self.std = data_preprocessor.std.view(1, -1, 1, 1)
+        else:
+            self.mean = inputs.new_zeros(1, 1, 1, 1)
+            self.std = inputs.new_ones(1, 1, 1, 1)
+        self.inputs = inputs
+        self.mask = valid_mask(data_samples, inputs)
+
+    def to_pixel(self, inputs: Tensor) -> Tensor:
+        """Normalised ``(N, C, H, W)`` -> pixel values (not clipped)."""
+        return inputs * self.std + self.mean
+
+    def to_input(self, pixels: Tensor) -> Tensor:
+        """Pixels -> normalised input; padding keeps the original values."""
+        normed = (pixels - self.mean) / self.std
+        return torch.where(self.mask, normed, self.inputs)
+
+    def clean_pixels(self) -> Tensor:
+        """The reference image ``x``: the batch in pixels, clipped to
+        [0, 255] (training augmentations such as ``PhotoMetricDistortion``
+        can leave that range, and ``S_x`` must not be empty)."""
+        return self.to_pixel(self.inputs).clamp(0, PIXEL_MAX)
+
+
+def valid_mask(data_samples: Sequence, inputs: Tensor) -> Tensor:
+    """Boolean ``(N, 1, H, W)``: True inside each image, False on padding."""
+    n, _, h, w = inputs.shape
+    mask = inputs.new_zeros((n, 1, h, w), dtype=torch.bool)
+    for i, sample in enumerate(data_samples):
+        img_h, img_w = sample.metainfo.get('img_shape', (h, w))[:2]
+        mask[i, :, :int(img_h), :int(img_w)] = True
+    return mask
+
+
+def project(z: Tensor, x: Tensor, eps: float) -> Tensor:
+    """``P_Sx(z)``: clip to the eps ball around ``x``, then to [0, 255]."""
+    return torch.min(torch.max(z, x - eps), x + eps).clamp(0, PIXEL_MAX)
+
+
+def uniform_start(x: Tensor, eps: float, mask: Tensor,
+                  generators: List[torch.Generator]) -> Tensor:
+    """``x~ = P_Sx(x + U(-eps, eps))`` with one generator per image."""
+    noise = torch.stack([
+        torch.empty(x.shape[1:], device=x.device).uniform_(
+            -eps, eps, generator=g) for g in generators
+    ])
+    return project(x + noise * mask, x, eps)

@@ -1,0 +1,139 @@
+"""Per-image classification and localisation losses of a one-stage head.
+
+Paper Eq. (3): ``L = loss_cls(f(x), {y_k}) + loss_loc(f(x), {b_k})``. The two
+terms are computed through MMDetection's own head code (``extract_feat`` ->
+``bbox_head`` -> ``loss_by_feat``), one image at a time so that MTD can pick
+its example per image (Algorithm 1) and so that an image without GT boxes
+cannot turn the others' losses into NaN.
+"""
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from mmdet.models.utils import unpack_gt_instances
+
+# Head class name -> (classification loss keys, localisation loss keys).
+# Looked up along the head's MRO, so subclasses (StableSSDHead, RetinaHead,
+# ...) inherit the mapping of their MMDetection parent.
+DEFAULT_TASK_KEYS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
+    'SSDHead': (('loss_cls', ), ('loss_bbox', )),
+    'YOLOV3Head': (('loss_cls', 'loss_conf'), ('loss_xy', 'loss_wh')),
+    'FCOSHead': (('loss_cls', ), ('loss_bbox', 'loss_centerness')),
+    'ATSSHead': (('loss_cls', ), ('loss_bbox', 'loss_centerness')),
+    'AnchorHead': (('loss_cls', ), ('loss_bbox', )),
+}
+
+TASKS = ('cls', 'loc', 'con')
+
+
+class TaskKeyError(KeyError):
+    """The head's loss keys cannot be split into cls and loc terms."""
+
+    def __str__(self) -> str:  # KeyError would print the repr
+        return str(self.args[0])
+
+
+def resolve_task_keys(head: torch.nn.Module,
+                      task_keys: Optional[dict] = None
+                      ) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """The (cls keys, loc keys) of ``head``: from ``task_keys`` if given
+    (``dict(cls=[...], loc=[...])``), else from :data:`DEFAULT_TASK_KEYS`."""
+    if task_keys is not None:
+        if set(task_keys) != {'cls', 'loc'}:
+            raise TaskKeyError(
+                "task_keys must be dict(cls=[...], loc=[...]), got keys "
+                f'{sorted(task_keys)}')
+        cls_keys, loc_keys = tuple(task_keys['cls']), tuple(task_keys['loc'])
+        if not cls_keys or not loc_keys or set(cls_keys) & set(loc_keys):
+            raise TaskKeyError(
+                'task_keys needs disjoint, non-empty cls and loc key lists, '
+                f'got cls={list(cls_keys)}, loc={list(loc_keys)}')
+        return cls_keys, loc_keys
+    for klass in type(head).__mro__:
+        if klass.__name__ in DEFAULT_TASK_KEYS:
+            return DEFAULT_TASK_KEYS[klass.__name__]
+    raise TaskKeyError(
+        f'no cls/loc loss-key mapping for head {type(head).__name__}; '
+        f'known heads: {sorted(DEFAULT_TASK_KEYS)}. Pass '
+        "task_keys=dict(cls=['loss_cls', ...], loc=['loss_bbox', ...]) to "
+        'the attacker, naming the keys its loss_by_feat returns.')
+
+
+def _slice_batch(outs, i: int):
+    """The ``i``-th image of a head's nested tuple/list-of-tensor output."""
+    if isinstance(outs, Tensor):
+        return outs[i:i + 1]
+    if isinstance(outs, (list, tuple)):
+        return type(outs)(_slice_batch(o, i) for o in outs)
+    return outs
+
+
+def _total(value) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.sum()
+    return sum(v.sum() for v in value)
+
+
+class TaskLosses:
+    """Per-image task losses of a single-stage detector.
+
+    Args:
+        detector: an (unwrapped) ``SingleStageDetector``-like model with
+            ``extract_feat`` and ``bbox_head``.
+        task_keys: optional ``dict(cls=[...], loc=[...])`` overriding the
+            default key mapping of the head.
+
+    ``losses(inputs, data_samples)`` takes the normalised batch ``(N, C, H,
+    W)`` and samples with GT in network-input coordinates, and returns
+    ``dict(cls=(N,), loc=(N,), con=(N,))``: ``con = cls + loc`` is the
+    total training loss ``L`` of each image.
+    """
+
+    def __init__(self, detector, task_keys: Optional[dict] = None) -> None:
+        for attr in ('extract_feat', 'bbox_head'):
+            if not hasattr(detector, attr):
+                raise TypeError(
+                    f'{type(detector).__name__} has no `{attr}`: task-loss '
+                    'attacks need a single-stage detector '
+                    '(extract_feat -> bbox_head -> loss_by_feat)')
+        self.detector = detector
+        self.cls_keys, self.loc_keys = resolve_task_keys(
+            detector.bbox_head, task_keys)
+
+    def _split(self, losses: Dict[str, object]) -> Tuple[Tensor, Tensor]:
+        keys = set(losses)
+        unknown = keys - set(self.cls_keys) - set(self.loc_keys)
+        missing = (set(self.cls_keys) | set(self.loc_keys)) - keys
+        if unknown or missing:
+            raise TaskKeyError(
+                f'{type(self.detector.bbox_head).__name__}.loss_by_feat '
+                f'returned keys {sorted(keys)}, which the cls/loc mapping '
+                f'cls={list(self.cls_keys)}, loc={list(self.loc_keys)} does '
+                f'not cover (unmapped: {sorted(unknown)}, absent: '
+                f'{sorted(missing)}). Pass task_keys=dict(cls=[...], '
+                'loc=[...]) to the attacker.')
+        cls = sum(_total(losses[k]) for k in self.cls_keys)
+        loc = sum(_total(losses[k]) for k in self.loc_keys)
+        return cls, loc
+
+    def __call__(self, inputs: Tensor,
+                 data_samples: Sequence) -> Dict[str, Tensor]:
+        head = self.detector.bbox_head
+        outs = head(self.detector.extract_feat(inputs))
+        gts, gts_ignore, metas = unpack_gt_instances(data_samples)
+        # keeps the graph (zero gradient) for images without GT
+        zero = sum(_total(o) for o in outs if o is not None) * 0.
+        cls, loc = [], []
+        for i in range(inputs.shape[0]):
+            if len(gts[i]) == 0:  # no target: SSD would give 0/0 = NaN
+                cls.append(zero)
+                loc.append(zero)
+                continue
+            losses = head.loss_by_feat(*_slice_batch(outs, i), [gts[i]],
+                                       [metas[i]], [gts_ignore[i]])
+            c, l = self._split(losses)
+            cls.append(c)
+            loc.append(l)
+        cls, loc = torch.stack(cls), torch.stack(loc)
+        return dict(cls=cls, loc=loc, con=cls + loc)

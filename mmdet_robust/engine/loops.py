@@ -1,0 +1,127 @@
+"""Adversarial training loops (paper Algorithm 1)."""
+from contextlib import contextmanager
+from typing import Dict, Optional, Sequence
+
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
+
+from mmdet.registry import LOOPS, MODELS
+from ..attacks.base import unwrap
+
+
+@contextmanager
+def preprocessed(data_preprocessor):
+    """Make ``data_preprocessor(data, training)`` return ``data`` as is.
+
+    The adversarial batch has been preprocessed (normalised, padded, batch
+    augmented) once before the attack; the model's ``train_step`` (or
+    ``MMDistributedDataParallel.train_step``, which calls
+    ``module.data_preprocessor`` itself) must not do it again.
+    """
+    data_preprocessor.forward = lambda data, training=False: data
+    try:
+        yield
+    finally:
+        del data_preprocessor.forward
+
+
+class AdversarialTrainStep:
+    """The part both loops share: replace the batch by its adversarial
+    version, then run the model's normal ``train_step``.
+
+    Algorithm 1 per iteration: the attacker builds ``x_adv`` from the clean
+    batch, then ``theta <- theta - lr * grad_theta mean_i L_i(x_adv)`` is
+    the unchanged ``train_step`` (so DDP, AMP optim wrappers, gradient
+    clipping, accumulation and every hook keep working). The attacker's
+    statistics join the step's outputs, so mmengine logs them as
+    ``train/adv_*``.
+    """
+
+    attacker: object
+
+    def _build_attacker(self, attacker: Optional[dict]):
+        if attacker is None:
+            attacker = dict(type='TaskDomainAttacker', domain='std')
+        return MODELS.build(attacker) if isinstance(attacker, dict) \
+            else attacker
+
+    def adversarial_train_step(self, data_batch: Sequence[dict]) -> Dict:
+        model = self.runner.model
+        optim_wrapper = self.runner.optim_wrapper
+        detector = unwrap(model)
+        data = detector.data_preprocessor(data_batch, True)
+        # autocast for AMP optim wrappers: the attack sees what training sees
+        with optim_wrapper.optim_context(model):
+            data = self.attacker(detector, data, salt=self._iter)
+        with preprocessed(detector.data_preprocessor):
+            outputs = model.train_step(data, optim_wrapper=optim_wrapper)
+        outputs.update(self.attacker.last_stats)
+        return outputs
+
+
+@LOOPS.register_module()
+class AdvEpochBasedTrainLoop(AdversarialTrainStep, EpochBasedTrainLoop):
+    """``EpochBasedTrainLoop`` training on adversarial batches.
+
+    Args:
+        attacker: config of the attack that makes the training examples,
+            e.g. ``dict(type='TaskDomainAttacker', domain='mtd', eps=8)``.
+        Other arguments are those of ``EpochBasedTrainLoop``.
+    """
+
+    def __init__(self, runner, dataloader, max_epochs: int,
+                 attacker: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(runner, dataloader, max_epochs, **kwargs)
+        self.attacker = self._build_attacker(attacker)
+
+    def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
+        self.runner.call_hook(
+            'before_train_iter', batch_idx=idx, data_batch=data_batch)
+        outputs = self.adversarial_train_step(data_batch)
+        self.runner.call_hook(
+            'after_train_iter', batch_idx=idx, data_batch=data_batch,
+            outputs=outputs)
+        self._iter += 1
+
+
+@LOOPS.register_module()
+class AdvIterBasedTrainLoop(AdversarialTrainStep, IterBasedTrainLoop):
+    """``IterBasedTrainLoop`` training on adversarial batches (see
+    :class:`AdvEpochBasedTrainLoop`)."""
+
+    def __init__(self, runner, dataloader, max_iters: int,
+                 attacker: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(runner, dataloader, max_iters, **kwargs)
+        self.attacker = self._build_attacker(attacker)
+
+    def run_iter(self, data_batch: Sequence[dict]) -> None:
+        self.runner.call_hook(
+            'before_train_iter', batch_idx=self._iter, data_batch=data_batch)
+        outputs = self.adversarial_train_step(data_batch)
+        self.runner.call_hook(
+            'after_train_iter', batch_idx=self._iter, data_batch=data_batch,
+            outputs=outputs)
+        self._iter += 1
+
+
+@LOOPS.register_module(name='AdvTrainingLoop')
+def build_adv_training_loop(runner, dataloader, attacker=None,
+                            max_epochs: Optional[int] = None,
+                            max_iters: Optional[int] = None, **kwargs):
+    """``type='AdvTrainingLoop'``: the epoch- or iteration-based variant,
+    whichever the config's schedule (``max_epochs`` / ``max_iters``) is.
+
+    This is the single switch that makes any one-stage config adversarial::
+
+        train_cfg = dict(type='AdvTrainingLoop',
+                         attacker=dict(type='TaskDomainAttacker',
+                                       domain='mtd', eps=8))
+    """
+    if (max_epochs is None) == (max_iters is None):
+        raise ValueError('AdvTrainingLoop needs exactly one of max_epochs '
+                         f'and max_iters, got max_epochs={max_epochs}, '
+                         f'max_iters={max_iters}')
+    if max_epochs is not None:
+        return AdvEpochBasedTrainLoop(runner, dataloader, max_epochs,
+                                      attacker=attacker, **kwargs)
+    return AdvIterBasedTrainLoop(runner, dataloader, max_iters,
+                                 attacker=attacker, **kwargs)
