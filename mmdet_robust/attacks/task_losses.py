@@ -3,8 +3,8 @@
 Paper Eq. (3): ``L = loss_cls(f(x), {y_k}) + loss_loc(f(x), {b_k})``. The two
 terms are computed through MMDetection's own head code (``extract_feat`` ->
 ``bbox_head`` -> ``loss_by_feat``), one image at a time so that MTD can pick
-its example per image (Algorithm 1) and so that an image without GT boxes
-cannot turn the others' losses into NaN.
+its example per image (Algorithm 1). Images without GT boxes have nothing to
+attack: their losses are zero (with a zero gradient).
 """
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -126,7 +126,7 @@ class TaskLosses:
         zero = sum(_total(o) for o in outs if o is not None) * 0.
         cls, loc = [], []
         for i in range(inputs.shape[0]):
-            if len(gts[i]) == 0:  # no target: SSD would give 0/0 = NaN
+            if len(gts[i]) == 0:  # nothing to attack; skip target assignment
                 cls.append(zero)
                 loc.append(zero)
                 continue

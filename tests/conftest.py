@@ -1,0 +1,93 @@
+"""Shared fixtures: a small synthetic VOC tree and a briefly trained tiny SSD.
+
+Everything is real: MMDetection's VOCDataset and VOCMetric, mmcv's compiled
+nms, mmengine's Runner. The detector and images are small so the suite runs
+on 2 CPU cores.
+"""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+import mmdet_robust  # noqa: F401  (registers the plugin)
+from mmdet.registry import DATASETS, MODELS
+from mmdet_robust.checkpoint import safe_torch_load
+from mmdet_robust.datasets.make_shapes import make_shapes
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_STD = osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py')
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory):
+    """48 trainval / 16 test images at 128 px; ~15% without any object."""
+    root = tmp_path_factory.mktemp('shapes')
+    make_shapes(str(root), num_train=48, num_test=16, seed=3,
+                empty_prob=0.15)
+    return str(root / 'VOCdevkit') + '/'
+
+
+def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:
+    """The tiny config on the test data, batch 8, a short schedule."""
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = shapes_root
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        cfg[loader].batch_size = 8
+    cfg.train_cfg.update(train)
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+@pytest.fixture(scope='session')
+def trained_checkpoint(shapes_root, tmp_path_factory):
+    """A tiny SSD trained for 8 epochs (48 iterations) through the Runner."""
+    work_dir = tmp_path_factory.mktemp('tiny_std')
+    cfg = tiny_cfg(shapes_root, work_dir, max_epochs=8, val_interval=8)
+    cfg.param_scheduler[1].update(T_max=8, end=8)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return str(work_dir / 'epoch_8.pth'), cfg
+
+
+@pytest.fixture
+def detector(trained_checkpoint):
+    """A fresh copy of the trained tiny detector (train mode)."""
+    path, cfg = trained_checkpoint
+    init_default_scope('mmdet')
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    model.load_state_dict(safe_torch_load(path)['state_dict'])
+    return model
+
+
+def build_dataset(cfg, split='train'):
+    init_default_scope('mmdet')
+    return DATASETS.build(copy.deepcopy(cfg[f'{split}_dataloader'].dataset))
+
+
+def dataset_batch(cfg, split='train', size=8):
+    """A raw batch of ``size`` images whose first image has no object."""
+    dataset = build_dataset(cfg, split)
+    empty = [i for i in range(len(dataset))
+             if len(dataset.get_data_info(i)['instances']) == 0]
+    others = [i for i in range(len(dataset)) if i not in empty]
+    return pseudo_collate([dataset[i] for i in empty[:1] + others[:size - 1]])
+
+
+@pytest.fixture
+def train_batch(trained_checkpoint, detector):
+    """Preprocessed training batch (GT in input coordinates) that contains
+    one image without objects."""
+    _, cfg = trained_checkpoint
+    raw = dataset_batch(cfg, 'train')
+    assert len(raw['data_samples'][0].gt_instances) == 0
+    return detector.data_preprocessor(raw, True)

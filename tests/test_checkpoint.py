@@ -1,0 +1,52 @@
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmdet_robust.checkpoint import UnsafeCheckpointError
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a malicious checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)},
+                'meta': _RunsCode(marker)}, path)
+    with pytest.raises(UnsafeCheckpointError, match='Refusing.*system'):
+        _load_checkpoint(str(path))  # mmengine's path: load_from, resume
+    assert not marker.exists()
+
+
+def test_getattr_is_only_allowed_for_history_buffers(tmp_path):
+    class _Getattr:
+        def __reduce__(self):  # a method that is no HistoryBuffer statistic
+            return (getattr, (HistoryBuffer, '__init__'))
+
+    path = tmp_path / 'getattr.pth'
+    torch.save({'x': _Getattr()}, path)
+    with pytest.raises(UnsafeCheckpointError):
+        _load_checkpoint(str(path))
+
+
+def test_runner_checkpoint_round_trip(trained_checkpoint):
+    """A real mmengine checkpoint (message hub, optimizer, schedulers)
+    loads through mmengine with weights_only=True."""
+    path, _ = trained_checkpoint
+    ckpt = _load_checkpoint(path)
+    assert {'meta', 'state_dict', 'optimizer', 'message_hub',
+            'param_schedulers'} <= set(ckpt)
+    assert ckpt['meta']['epoch'] == 8
+    buf = ckpt['message_hub']['log_scalars']['train/loss']
+    assert buf.mean() > 0

@@ -1,0 +1,91 @@
+import filecmp
+import os
+import os.path as osp
+from collections import Counter
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+
+from mmdet.registry import DATASETS
+from mmdet_robust.datasets.make_shapes import SHAPES_CLASSES, main, make_shapes
+
+
+def _objects(voc, name):
+    root = ET.parse(osp.join(voc, 'Annotations', f'{name}.xml')).getroot()
+    size = int(root.find('size/width').text), int(
+        root.find('size/height').text)
+    objs = [(o.find('name').text,
+             [int(o.find(f'bndbox/{k}').text)
+              for k in ('xmin', 'ymin', 'xmax', 'ymax')])
+            for o in root.findall('object')]
+    return size, objs
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a = make_shapes(str(tmp_path / 'a'), num_train=6, num_test=2, seed=7)
+    b = make_shapes(str(tmp_path / 'b'), num_train=6, num_test=2, seed=7)
+    c = make_shapes(str(tmp_path / 'c'), num_train=6, num_test=2, seed=8)
+    va, vb, vc = (osp.join(d, 'VOC2007') for d in (a, b, c))
+    for sub in ('JPEGImages', 'Annotations'):
+        names = sorted(os.listdir(osp.join(va, sub)))
+        assert len(names) == 8
+        _, mismatch, errors = filecmp.cmpfiles(
+            osp.join(va, sub), osp.join(vb, sub), names, shallow=False)
+        assert not mismatch and not errors
+    assert any(_objects(va, f'{i:06d}') != _objects(vc, f'{i:06d}')
+               for i in range(8))
+
+
+def test_layout_boxes_and_class_balance(tmp_path):
+    devkit = make_shapes(str(tmp_path), num_train=150, num_test=50, seed=0)
+    voc = osp.join(devkit, 'VOC2007')
+    splits = {s: open(osp.join(voc, 'ImageSets/Main', f'{s}.txt')).read()
+              .split() for s in ('trainval', 'test')}
+    assert len(splits['trainval']) == 150 and len(splits['test']) == 50
+    assert not set(splits['trainval']) & set(splits['test'])
+    counts, sizes = Counter(), []
+    for name in splits['trainval'] + splits['test']:
+        (w, h), objs = _objects(voc, name)
+        assert 1 <= len(objs) <= 4
+        for cls, (x1, y1, x2, y2) in objs:
+            assert 1 <= x1 < x2 <= w and 1 <= y1 < y2 <= h
+            counts[cls] += 1
+            sizes.append(x2 - x1)
+    assert set(counts) == set(SHAPES_CLASSES)
+    mean = np.mean(list(counts.values()))
+    assert all(abs(c - mean) < 0.25 * mean for c in counts.values()), counts
+    assert min(sizes) < 30 < 45 < max(sizes)  # varied object sizes
+
+
+def test_voc_dataset_reads_the_same_boxes(tmp_path):
+    devkit = make_shapes(str(tmp_path), num_train=5, num_test=3, seed=1)
+    init_default_scope('mmdet')
+    dataset = DATASETS.build(dict(
+        type='VOCDataset', data_root=devkit + '/',
+        metainfo=dict(classes=SHAPES_CLASSES),
+        ann_file='VOC2007/ImageSets/Main/test.txt',
+        data_prefix=dict(sub_data_root='VOC2007/'), test_mode=True,
+        pipeline=[]))
+    assert len(dataset) == 3
+    assert dataset.metainfo['dataset_type'] == 'VOC2007'
+    for i in range(3):
+        info = dataset.get_data_info(i)
+        _, objs = _objects(osp.join(devkit, 'VOC2007'), info['img_id'])
+        got = [(SHAPES_CLASSES[inst['bbox_label']], inst['bbox'])
+               for inst in info['instances']]
+        # VOC is 1-based: VOCDataset subtracts one from every coordinate
+        assert got == [(c, [v - 1 for v in box]) for c, box in objs]
+
+
+def test_cli_is_idempotent_and_validates(tmp_path, capsys):
+    out = str(tmp_path / 'cli')
+    main(['--out', out, '--num-train', '3', '--num-test', '1'])
+    jpg = osp.join(out, 'VOCdevkit/VOC2007/JPEGImages/000000.jpg')
+    mtime = os.stat(jpg).st_mtime_ns
+    main(['--out', out, '--num-train', '3', '--num-test', '1'])
+    assert os.stat(jpg).st_mtime_ns == mtime  # up to date: not rewritten
+    assert 'synthetic VOC tree ready' in capsys.readouterr().out
+    with pytest.raises(ValueError, match='min_obj'):
+        make_shapes(out, min_obj=3, max_obj=2)

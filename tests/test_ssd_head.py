@@ -1,0 +1,73 @@
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.registry import init_default_scope
+
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.structures import InstanceData
+
+
+def _head(type_):
+    init_default_scope('mmdet')
+    return MODELS.build(dict(
+        type=type_, in_channels=(8, 8), num_classes=3,
+        anchor_generator=dict(
+            type='SSDAnchorGenerator', scale_major=False, input_size=64,
+            strides=[8, 16], ratios=[[2], [2]], min_sizes=[10, 24],
+            max_sizes=[24, 48]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                        target_stds=[0.1, 0.1, 0.2, 0.2]),
+        train_cfg=dict(
+            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5,
+                          neg_iou_thr=0.5, min_pos_iou=0.),
+            sampler=dict(type='PseudoSampler'), smoothl1_beta=1.,
+            allowed_border=-1, pos_weight=-1, neg_pos_ratio=3),
+        test_cfg=ConfigDict(
+            nms_pre=100, nms=dict(type='nms', iou_threshold=0.45),
+            min_bbox_size=0, score_thr=0.02, max_per_img=20)))
+
+
+def _feats():
+    torch.manual_seed(0)
+    return (torch.randn(2, 8, 8, 8), torch.randn(2, 8, 4, 4))
+
+
+def _samples(num_boxes):
+    samples = []
+    for n in num_boxes:
+        s = DetDataSample(metainfo=dict(img_shape=(64, 64), pad_shape=(64, 64),
+                                        scale_factor=(1., 1.)))
+        s.gt_instances = InstanceData(
+            bboxes=torch.tensor([[8., 8., 40., 40.]] * n).reshape(n, 4),
+            labels=torch.zeros(n, dtype=torch.long))
+        samples.append(s)
+    return samples
+
+
+def test_stock_ssd_head_cannot_predict_but_stable_one_can():
+    with pytest.raises(AttributeError, match='loss_cls'):
+        _head('SSDHead').eval().predict(_feats(), _samples([1, 1]))
+    results = _head('StableSSDHead').eval().predict(_feats(), _samples([1, 1]))
+    assert len(results) == 2 and results[0].bboxes.shape[1] == 4
+    assert (results[0].scores <= 1).all()
+
+
+def test_batch_without_positives_has_zero_loss_and_finite_gradient():
+    """mmdet 3.3.0 clamps SSD's normaliser (num_pos) to >= 1: no NaN."""
+    head = _head('StableSSDHead')
+    feats = tuple(f.requires_grad_() for f in _feats())
+    losses = head.loss(feats, _samples([0, 0]))
+    total = sum(losses['loss_cls']).sum() + sum(losses['loss_bbox'])
+    assert total.item() == 0.
+    total.backward()
+    assert all(torch.isfinite(f.grad).all() for f in feats)
+
+
+def test_same_losses_as_stock_head():
+    torch.manual_seed(0)
+    stock = _head('SSDHead').loss(_feats(), _samples([1, 2]))
+    torch.manual_seed(0)
+    ours = _head('StableSSDHead').loss(_feats(), _samples([1, 2]))
+    for key in ('loss_cls', 'loss_bbox'):
+        assert torch.allclose(sum(stock[key]), sum(ours[key]))

@@ -1,0 +1,186 @@
+import copy
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+
+from mmdet.registry import MODELS
+from mmdet_robust.attacks import (PixelSpace, TaskDomainAttacker,
+                                  TaskKeyError, TaskLosses)
+from mmdet_robust.attacks.task_losses import resolve_task_keys
+
+EPS = 8.
+
+
+def _pixels(detector, data):
+    return PixelSpace(detector.data_preprocessor, data['inputs'],
+                      data['data_samples'])
+
+
+def _task_loss_sums(detector, data):
+    with torch.no_grad():
+        losses = TaskLosses(detector)(data['inputs'], data['data_samples'])
+    return {k: v.sum().item() for k, v in losses.items()}
+
+
+@pytest.mark.parametrize('domain', ['cls', 'loc', 'con', 'mtd'])
+def test_feasible_set_and_loss_ascent(detector, train_batch, domain):
+    detector.eval()
+    attacker = TaskDomainAttacker(domain=domain, eps=EPS, steps=2)
+    adv = attacker(detector, train_batch)
+    space = _pixels(detector, train_batch)
+    x, x_adv = space.clean_pixels(), space.to_pixel(adv['inputs'])
+    assert adv['data_samples'] is train_batch['data_samples']
+    assert (x_adv - x).abs().max() <= EPS + 1e-3
+    assert x_adv.min() >= -1e-3 and x_adv.max() <= 255 + 1e-3
+    assert (x_adv - x).abs().max() > EPS / 2  # it did perturb
+    clean = _task_loss_sums(detector, train_batch)
+    attacked = _task_loss_sums(detector, adv)
+    task = 'con' if domain == 'mtd' else domain
+    assert attacked[task] > clean[task] * 1.05, (clean, attacked)
+
+
+def test_padding_is_never_perturbed(detector, trained_checkpoint):
+    """Images of different sizes are padded by the preprocessor."""
+    from conftest import dataset_batch
+    _, cfg = trained_checkpoint
+    raw = dataset_batch(cfg, 'train', size=3)
+    raw['inputs'][1] = raw['inputs'][1][:, :70, :]  # 70 x 96 image
+    raw['data_samples'][1].set_metainfo(dict(img_shape=(70, 96)))
+    raw['data_samples'][1].gt_instances.bboxes.tensor.clamp_(max=69)
+    data = detector.data_preprocessor(raw, True)
+    assert data['inputs'].shape[-2:] == (96, 96)
+    adv = TaskDomainAttacker(domain='con', eps=EPS)(detector, data)
+    assert torch.equal(adv['inputs'][1, :, 70:], data['inputs'][1, :, 70:])
+    assert not torch.equal(adv['inputs'][1, :, :70], data['inputs'][1, :,
+                                                                      :70])
+
+
+def test_image_without_objects_survives(detector, train_batch):
+    assert len(train_batch['data_samples'][0].gt_instances) == 0
+    adv = TaskDomainAttacker(domain='mtd', eps=EPS)(detector, train_batch)
+    assert torch.isfinite(adv['inputs']).all()
+    losses = TaskLosses(detector)(adv['inputs'], adv['data_samples'])
+    assert losses['con'][0].item() == 0 and (losses['con'][1:] > 0).all()
+
+
+def test_single_step_follows_mmdet_task_gradients(detector, train_batch):
+    """CLS / LOC / CON ascend exactly the sign of the gradient of the head's
+    own loss terms (mmdet's ``model.loss``), each only its own terms."""
+    detector.eval()
+    space = _pixels(detector, train_batch)
+    x = space.clean_pixels().requires_grad_(True)
+    losses = detector.loss(space.to_input(x), train_batch['data_samples'])
+    terms = dict(cls=sum(losses['loss_cls']).sum(),
+                 loc=sum(losses['loss_bbox']))
+    terms['con'] = terms['cls'] + terms['loc']
+    grads = {task: torch.autograd.grad(loss, x, retain_graph=True)[0]
+             for task, loss in terms.items()}
+    for task, grad in grads.items():
+        expected = (x + EPS * grad.sign()).clamp(0, 255).detach()
+        adv = TaskDomainAttacker(domain=task, eps=EPS, random_start=False)(
+            detector, train_batch)
+        got = space.to_pixel(adv['inputs'])
+        valid = grad.abs() > 1e-12
+        agree = (got - expected).abs()[valid] < 1e-2
+        assert agree.float().mean() > 0.999, task
+
+
+def test_mtd_picks_the_larger_total_loss_per_image(detector, train_batch):
+    detector.eval()  # images independent: one-at-a-time losses are exact
+    kwargs = dict(eps=EPS, seed=5)
+    adv = {d: TaskDomainAttacker(domain=d, **kwargs)(detector, train_batch,
+                                                     salt=3)
+           for d in ('cls', 'loc', 'mtd')}
+    samples = train_batch['data_samples']
+    chose_cls = []
+    for i in range(len(samples)):
+        def loss_of(domain):
+            one = adv[domain]['inputs'][i:i + 1]
+            with torch.no_grad():
+                return TaskLosses(detector)(one, samples[i:i + 1])['con']
+        take_cls = (loss_of('cls') > loss_of('loc')).item()
+        chose_cls.append(take_cls)
+        expected = adv['cls' if take_cls else 'loc']['inputs'][i]
+        assert torch.allclose(adv['mtd']['inputs'][i], expected, atol=1e-4)
+    assert 0 < sum(chose_cls[1:]) < len(chose_cls) - 1  # both domains used
+    frac = TaskDomainAttacker(domain="mtd", **kwargs)
+    frac(detector, train_batch, salt=3)
+    assert frac.last_stats['adv_cls_frac'].item() == pytest.approx(
+        sum(chose_cls) / len(chose_cls))
+
+
+def test_seeded_and_reproducible(detector, train_batch):
+    detector.eval()
+    run = lambda seed, salt: TaskDomainAttacker(  # noqa: E731
+        domain='con', eps=EPS, seed=seed)(detector, train_batch, salt)['inputs']
+    assert torch.equal(run(0, 1), run(0, 1))
+    assert not torch.equal(run(0, 1), run(0, 2))
+    assert not torch.equal(run(0, 1), run(1, 1))
+
+
+def test_no_parameter_gradients_and_no_bn_statistics_change(
+        detector, train_batch):
+    detector.train()
+    buffers = copy.deepcopy(
+        {k: v for k, v in detector.state_dict().items() if 'running' in k
+         or 'num_batches' in k})
+    assert buffers
+    TaskDomainAttacker(domain='mtd', eps=EPS, steps=2)(detector, train_batch)
+    for name, p in detector.named_parameters():
+        assert p.grad is None, name
+        assert p.requires_grad, name
+    state = detector.state_dict()
+    for k, v in buffers.items():
+        assert torch.equal(state[k], v), k
+
+
+def test_std_domain_is_the_clean_batch(detector, train_batch):
+    assert TaskDomainAttacker(domain='std')(detector,
+                                           train_batch) is train_batch
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(domain='both'), 'unknown task domain'),
+    (dict(eps=0), 'eps must be'),
+    (dict(eps=256), 'eps must be'),
+    (dict(eps='8'), 'eps must be'),
+    (dict(steps=0), 'steps must be'),
+    (dict(steps=1.5), 'steps must be'),
+    (dict(step_size=-1), 'step_size must be'),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    init_default_scope('mmdet')
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='TaskDomainAttacker', **kwargs))
+
+
+def test_unmappable_loss_keys_are_named(detector, train_batch):
+    class WeirdHead(torch.nn.Module):
+        pass
+
+    with pytest.raises(TaskKeyError, match='WeirdHead'):
+        resolve_task_keys(WeirdHead())
+    attacker = TaskDomainAttacker(
+        domain='cls', task_keys=dict(cls=['loss_cls'], loc=['loss_xy']))
+    with pytest.raises(TaskKeyError, match=r"unmapped: \['loss_bbox'\]"):
+        attacker(detector, train_batch)
+    with pytest.raises(TaskKeyError, match='disjoint'):
+        resolve_task_keys(detector.bbox_head,
+                          dict(cls=['loss_cls'], loc=['loss_cls']))
+
+
+def test_default_mappings_of_mmdet_heads():
+    init_default_scope('mmdet')
+    from mmdet.models.dense_heads import (ATSSHead, FCOSHead, RetinaHead,
+                                          YOLOV3Head)
+    from mmdet_robust.models import StableSSDHead
+    assert resolve_task_keys(StableSSDHead.__new__(StableSSDHead)) == (
+        ('loss_cls', ), ('loss_bbox', ))
+    assert resolve_task_keys(YOLOV3Head.__new__(YOLOV3Head)) == (
+        ('loss_cls', 'loss_conf'), ('loss_xy', 'loss_wh'))
+    assert resolve_task_keys(RetinaHead.__new__(RetinaHead))[1] == (
+        'loss_bbox', )
+    for head in (FCOSHead, ATSSHead):
+        assert resolve_task_keys(head.__new__(head))[1] == (
+            'loss_bbox', 'loss_centerness')
