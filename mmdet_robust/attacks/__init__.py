@@ -1,10 +1,15 @@
+from .dag import DAGAttack
 from .base import DetectorAttack, attack_mode, sign_pgd, unwrap
+from .dense import DensePredictions, dense_predictions
+from .pgd import PGDAttack
 from .pixel_space import PixelSpace, project
+from .rap import RAPAttack
 from .task_domain import TaskDomainAttacker
 from .task_losses import DEFAULT_TASK_KEYS, TaskKeyError, TaskLosses
 
 __all__ = [
-    'DEFAULT_TASK_KEYS', 'DetectorAttack', 'PixelSpace', 'TaskDomainAttacker',
+    'DAGAttack', 'DensePredictions', 'PGDAttack', 'RAPAttack',
+    'dense_predictions', 'DEFAULT_TASK_KEYS', 'DetectorAttack', 'PixelSpace', 'TaskDomainAttacker',
     'TaskKeyError', 'TaskLosses', 'attack_mode', 'project', 'sign_pgd',
     'unwrap'
 ]

@@ -5,7 +5,8 @@ import torch
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import (DetectorAttack, check_budget, check_steps, sign_pgd)
+from .base import (DetectorAttack, check_budget, check_steps, sign_pgd,
+                   unwrap)
 from .pixel_space import PixelSpace, uniform_start
 from .task_losses import TaskLosses
 
@@ -35,6 +36,9 @@ class TaskDomainAttacker(DetectorAttack):
             ``dict(cls=[...], loc=[...])``.
         seed: base seed; the noise of each image is seeded by the image's
             identity and the call's ``salt``, never by the process.
+        eval_bn: generate the examples with BatchNorm in eval mode (running
+            statistics, images independent of their batch) even when the
+            model trains; the model's mode is restored afterwards.
     """
 
     DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
@@ -46,8 +50,10 @@ class TaskDomainAttacker(DetectorAttack):
                  step_size: Optional[float] = None,
                  random_start: bool = True,
                  task_keys: Optional[dict] = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 eval_bn: bool = False) -> None:
         super().__init__(seed=seed)
+        self.eval_bn = eval_bn
         if domain not in self.DOMAINS:
             raise ValueError(f'unknown task domain {domain!r}; choose one of '
                              f'{self.DOMAINS}')
@@ -70,7 +76,14 @@ class TaskDomainAttacker(DetectorAttack):
         if self.domain == 'std':
             self.last_stats = {}
             return data
-        return super().__call__(model, data, salt)
+        detector = unwrap(model)
+        was_training = detector.training
+        if self.eval_bn:
+            detector.eval()
+        try:
+            return super().__call__(detector, data, salt)
+        finally:
+            detector.train(was_training)
 
     def perturb(self, detector, space: PixelSpace, x: Tensor,
                 data_samples: Sequence, generators: List[torch.Generator]

@@ -1,8 +1,9 @@
 from .hooks import AdvTrainingHook
 from .loops import (AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop,
                     build_adv_training_loop)
+from .robust_test_loop import RobustTestLoop, expand_sweep
 
 __all__ = [
     'AdvEpochBasedTrainLoop', 'AdvIterBasedTrainLoop', 'AdvTrainingHook',
-    'build_adv_training_loop'
+    'RobustTestLoop', 'build_adv_training_loop', 'expand_sweep'
 ]

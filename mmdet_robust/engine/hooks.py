@@ -16,9 +16,10 @@ class AdvTrainingHook(Hook):
     (``loss``, adversarial), the mean ``||x_adv - x||_inf`` in pixels
     (``adv_linf``) and, for MTD, the fraction of images that took the
     cls-domain example (``adv_cls_frac``). Every ``interval`` iterations this
-    hook adds ``loss_clean``: the loss of the same batch before the attack,
-    from one extra forward pass that touches no parameter gradient and no
-    BatchNorm statistic.
+    hook computes ``loss_clean``: the loss of the same batch before the
+    attack, from one extra forward pass that touches no parameter gradient
+    and no BatchNorm statistic. The latest value is recorded every iteration,
+    so the logger's moving window spans the same iterations as ``loss``.
     """
 
     priority = 'NORMAL'
@@ -28,16 +29,24 @@ class AdvTrainingHook(Hook):
             raise ValueError(f'interval must be an integer >= 1, got '
                              f'{interval!r}')
         self.interval = interval
+        self._loss_clean = None
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[Sequence[dict]] = None
                           ) -> None:
-        if data_batch is None or runner.iter % self.interval:
-            return
+        if data_batch is not None and (runner.iter % self.interval == 0
+                                       or self._loss_clean is None):
+            self._loss_clean = self._clean_loss(runner, data_batch)
+        if self._loss_clean is not None:
+            runner.message_hub.update_scalar('train/loss_clean',
+                                             self._loss_clean)
+
+    @staticmethod
+    def _clean_loss(runner, data_batch) -> float:
         detector = unwrap(runner.model)
         with attack_mode(detector), torch.no_grad(), \
                 runner.optim_wrapper.optim_context(runner.model):
             data = detector.data_preprocessor(data_batch, True)
             losses = detector(**data, mode='loss')
             loss, _ = detector.parse_losses(losses)
-        runner.message_hub.update_scalar('train/loss_clean', loss)
+        return loss.item()

@@ -1,0 +1,15 @@
+# The paper's robustness protocol (sec. 5, Table 2): mAP@0.5 under
+# cls-PGD, loc-PGD (20 steps, alpha = 2 * eps / steps, from the clean image),
+# DAG and RAP, all at eps = 8 in pixel units of [0, 255].
+# A robust-eval config inherits a model config and this file's
+# `robust_attacks`, and sets
+#   test_cfg = dict(type='RobustTestLoop', attacks=robust_attacks)
+robust_eps = 8.
+robust_attacks = dict(
+    cls_pgd=dict(type='PGDAttack', task='cls', eps=robust_eps, steps=20),
+    loc_pgd=dict(type='PGDAttack', task='loc', eps=robust_eps, steps=20),
+    dag=dict(type='DAGAttack', eps=robust_eps, gamma=0.5, max_iters=150),
+    rap=dict(type='RAPAttack', eps=robust_eps, steps=20))
+# Figures 5-6: eps in {2,4,6,8,10} at 20 steps, steps in {1,2,5,10,20} at 8
+robust_sweep = dict(tasks=('cls', 'loc'), eps=(2, 4, 6, 8, 10),
+                    steps=(1, 2, 5, 10, 20))

@@ -1,0 +1,129 @@
+"""DAG: Dense Adversary Generation (Xie et al., ICCV 2017), ATTACKS.md sec. 2.
+"""
+from typing import List, Sequence
+
+import torch
+from torch import Tensor
+
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
+from .base import DetectorAttack, check_budget, check_steps
+from .dense import dense_predictions
+from .pixel_space import PixelSpace, project
+
+
+def matched_priors(priors: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
+                   iou_thr: float):
+    """Targets of one image: priors with IoU >= ``iou_thr`` to a GT box, plus
+    each GT's best prior (SSD's MaxIoUAssigner with ``min_pos_iou=0``),
+    labelled with that GT's class. Returns ``(prior indices, labels)``."""
+    if len(gt_boxes) == 0:
+        empty = priors.new_zeros(0, dtype=torch.long)
+        return empty, empty
+    ious = bbox_overlaps(priors, gt_boxes)  # (P, G)
+    best_iou, best_gt = ious.max(1)
+    positive = best_iou >= iou_thr
+    per_gt_best = ious.argmax(0)
+    positive[per_gt_best] = True
+    best_gt[per_gt_best] = torch.arange(len(gt_boxes), device=priors.device)
+    index = positive.nonzero().squeeze(1)
+    return index, gt_labels[best_gt[index]]
+
+
+@MODELS.register_module()
+class DAGAttack(DetectorAttack):
+    """Targeted attack on the dense classification outputs.
+
+    Targets ``t_n`` are priors matched to GT boxes (IoU >= ``iou_thr``, 0.5
+    like SSD's assigner; ``iou_thr=0.1`` gives the original dense set), with
+    true labels ``l_n``; each gets a fixed adversarial label ``l'_n`` drawn
+    uniformly from the other object classes (seeded per image). Then::
+
+        r = 0; x_0 = x
+        for m in 0 .. M-1:
+            T_m = {t_n : argmax_c f_c(x_m, t_n) == l_n}      (still correct)
+            if T_m is empty: stop
+            r_m  = sum_{t_n in T_m} grad_x f_{l'_n}(x_m, t_n)
+                                  - grad_x f_{l_n}(x_m, t_n)
+            r'_m = gamma / ||r_m||_inf * r_m
+            x_{m+1} = P_Sx(x_m + r'_m)
+
+    The gradient is always taken at the accumulated ``x_m``, steps move
+    towards the adversarial label, and every iterate is projected to the
+    eps ball (the robust-detection papers' protocol). ``gamma``, ``eps`` in
+    pixel units; norms are per image. ``last_stats``: ``dag_iters`` (iterations
+    run) and ``dag_correct`` (fraction of targets still correct at the end).
+
+    Args:
+        eps: budget (8).
+        gamma: step length in the max norm (0.5).
+        max_iters: M (150).
+        iou_thr: IoU for a prior to be a target.
+        include_background: also allow background as adversarial label
+            (softmax heads only).
+    """
+
+    def __init__(self, eps: float = 8., gamma: float = 0.5,
+                 max_iters: int = 150, iou_thr: float = 0.5,
+                 include_background: bool = False, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.eps = check_budget('eps', eps)
+        self.gamma = check_budget('gamma', gamma)
+        self.max_iters = check_steps(max_iters)
+        if not 0 < iou_thr <= 1:
+            raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr!r}')
+        self.iou_thr = iou_thr
+        self.include_background = include_background
+
+    def _targets(self, priors: Tensor, data_samples: Sequence,
+                 num_classes: int, softmax: bool,
+                 generators: List[torch.Generator]):
+        """Per image: (target prior indices, true labels, adversarial
+        labels)."""
+        targets = []
+        choices = num_classes + int(self.include_background and softmax)
+        for sample, gen in zip(data_samples, generators):
+            gt = sample.gt_instances
+            index, labels = matched_priors(priors, get_box_tensor(gt.bboxes),
+                                           gt.labels, self.iou_thr)
+            # uniform over the other classes: shift by 1..choices-1 (mod)
+            shift = torch.randint(1, choices, labels.shape, generator=gen,
+                                  device=gen.device).to(labels.device)
+            targets.append((index, labels, (labels + shift) % choices))
+        return targets
+
+    def perturb(self, detector, space: PixelSpace, x: Tensor,
+                data_samples: Sequence, generators: List[torch.Generator]
+                ) -> Tensor:
+        x_m = x
+        targets = None
+        for m in range(self.max_iters):
+            x_m = x_m.detach().requires_grad_(True)
+            dense = dense_predictions(detector, space.to_input(x_m))
+            if targets is None:
+                targets = self._targets(dense.priors, data_samples,
+                                        dense.num_classes, dense.softmax,
+                                        generators)
+            objective, still_correct, total = 0., 0, 0
+            for i, (index, true, adv) in enumerate(targets):
+                logits = dense.cls_logits[i, index]  # (T, C)
+                correct = logits.argmax(-1) == true  # T_m of image i
+                still_correct += int(correct.sum())
+                total += len(index)
+                gain = logits.gather(1, adv[:, None]) - logits.gather(
+                    1, true[:, None])
+                objective = objective + (gain.squeeze(1) * correct).sum()
+            self.last_stats.update(
+                dag_iters=torch.tensor(float(m)),
+                dag_correct=torch.tensor(still_correct / max(total, 1)))
+            if still_correct == 0:  # early stop: every target is fooled
+                break
+            r, = torch.autograd.grad(objective, x_m)
+            r = r * space.mask
+            norm = r.flatten(1).abs().amax(1).clamp_min(1e-12)
+            # r'_m = gamma / ||r_m||_inf * r_m;  x_{m+1} = P_Sx(x_m + r'_m)
+            x_m = project(x_m + self.gamma * r / norm.view(-1, 1, 1, 1), x,
+                          self.eps)
+        else:
+            self.last_stats['dag_iters'] = torch.tensor(float(self.max_iters))
+        return x_m.detach()

@@ -1,0 +1,87 @@
+"""A one-stage head's dense predictions, one row per prior (before NMS).
+
+DAG and RAP attack the dense outputs directly (ATTACKS.md sec. 2-3): the
+class logits ``f_c(x, t)`` of every prior ``t``, its objectness ``s_j`` and
+its box regression ``d_j``. This adapter flattens MMDetection's per-level
+head outputs in the same order as ``prior_generator.grid_priors`` (the order
+the heads' own ``predict_by_feat`` uses).
+"""
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from mmdet.models.dense_heads import AnchorHead, YOLOV3Head
+
+
+class DensePredictions(NamedTuple):
+    """Shapes: N images, P priors, C classes (+1 background for softmax).
+
+    cls_logits: ``(N, P, C)`` pre-activation class logits; for softmax heads
+        (SSD) the last channel is background.
+    objectness: ``(N, P)`` in [0, 1]: SSD ``1 - p(background)``; sigmoid
+        heads the highest class score; YOLOv3 ``sigmoid(conf)``.
+    deltas: ``(N, P, 4)`` raw box regression, in the box coder's normalised
+        space.
+    boxes: ``(N, P, 4)`` decoded boxes, network-input pixels (x1, y1, x2, y2).
+    priors: ``(P, 4)`` prior boxes, network-input pixels.
+    softmax: whether ``cls_logits`` include a background channel.
+    """
+    cls_logits: Tensor
+    objectness: Tensor
+    deltas: Tensor
+    boxes: Tensor
+    priors: Tensor
+    softmax: bool
+
+    @property
+    def num_classes(self) -> int:
+        """Object classes (background excluded)."""
+        return self.cls_logits.shape[-1] - int(self.softmax)
+
+
+def _flatten(maps, channels: int) -> Tensor:
+    n = maps[0].shape[0]
+    return torch.cat(
+        [m.permute(0, 2, 3, 1).reshape(n, -1, channels) for m in maps], 1)
+
+
+def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
+    """Run ``extract_feat -> bbox_head`` and flatten its outputs."""
+    head = detector.bbox_head
+    outs = head(detector.extract_feat(inputs))
+    if isinstance(head, YOLOV3Head):
+        pred_maps = outs[0]
+        sizes = [m.shape[-2:] for m in pred_maps]
+        priors = torch.cat(
+            head.prior_generator.grid_priors(sizes, device=inputs.device))
+        pred = _flatten(pred_maps, head.num_attrib)
+        strides = torch.cat([
+            pred.new_full((s[0] * s[1] * head.num_base_priors, ), stride)
+            for s, stride in zip(sizes, head.featmap_strides)
+        ])
+        deltas = pred[..., :4]
+        xy_wh = torch.cat([deltas[..., :2].sigmoid(), deltas[..., 2:]], -1)
+        boxes = head.bbox_coder.decode(priors, xy_wh, strides.unsqueeze(-1))
+        return DensePredictions(pred[..., 5:], pred[..., 4].sigmoid(),
+                                deltas, boxes, priors, softmax=False)
+    if isinstance(head, AnchorHead):
+        cls_scores, bbox_preds = outs[0], outs[1]
+        sizes = [m.shape[-2:] for m in cls_scores]
+        priors = torch.cat(
+            head.prior_generator.grid_priors(sizes, device=inputs.device))
+        logits = _flatten(cls_scores, head.cls_out_channels)
+        deltas = _flatten(bbox_preds, 4)
+        softmax = not head.use_sigmoid_cls
+        if softmax:
+            objectness = 1 - logits.softmax(-1)[..., -1]
+        else:
+            objectness = logits.sigmoid().amax(-1)
+        boxes = head.bbox_coder.decode(
+            priors.expand(deltas.shape[0], -1, -1), deltas)
+        return DensePredictions(logits, objectness, deltas, boxes, priors,
+                                softmax)
+    raise TypeError(
+        f'{type(head).__name__} is not supported by the dense-output attacks '
+        '(DAG, RAP): they need per-prior predictions, available for the '
+        'AnchorHead family (SSD, RetinaNet, ATSS) and YOLOV3Head')

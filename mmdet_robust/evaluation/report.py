@@ -1,0 +1,76 @@
+"""Robustness report: attack x mAP table as JSON and Markdown."""
+import json
+import os
+import os.path as osp
+import tempfile
+from typing import Dict, Optional
+
+# Preferred headline metric per evaluator (mAP@0.5 first).
+HEADLINE_KEYS = ('pascal_voc/mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP')
+
+
+def headline_key(metrics: Dict[str, float]) -> str:
+    for key in HEADLINE_KEYS:
+        if key in metrics:
+            return key
+    for key in metrics:
+        if 'mAP' in key or 'AP50' in key:
+            return key
+    raise KeyError(f'no mAP-like metric among {sorted(metrics)}')
+
+
+def atomic_write(path: str, text: str) -> None:
+    """Write via a temporary file and rename: readers never see half."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class RobustnessReport:
+    """Metrics of one model under clean inputs and each attack.
+
+    ``metrics``: ``{attack name: {metric key: value}}`` (e.g. ``{'clean':
+    {'pascal_voc/mAP': 0.89}, 'cls_pgd': {...}}``); ``settings``: each
+    attack's config, reported next to its number.
+    """
+
+    def __init__(self, metrics: Dict[str, Dict[str, float]],
+                 settings: Optional[Dict[str, dict]] = None,
+                 model: Optional[dict] = None) -> None:
+        self.metrics = metrics
+        self.settings = settings or {}
+        self.model = model or {}
+        first = next(iter(metrics.values()))
+        self.key = headline_key(first)
+
+    def headline(self) -> Dict[str, float]:
+        """``{attack: mAP}`` in the order the attacks ran."""
+        return {name: float(m[self.key]) for name, m in self.metrics.items()}
+
+    def to_dict(self) -> dict:
+        return dict(model=self.model, metric=self.key,
+                    mAP=self.headline(), metrics=self.metrics,
+                    settings=self.settings)
+
+    def to_markdown(self) -> str:
+        clean = self.headline().get('clean')
+        lines = [f'| attack | {self.key} | % of clean |', '|---|---|---|']
+        for name, value in self.headline().items():
+            ratio = f'{100 * value / clean:.1f}' if clean else '-'
+            lines.append(f'| {name} | {100 * value:.1f} | {ratio} |')
+        return '\n'.join(lines) + '\n'
+
+    def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:
+        paths = dict(json=osp.join(out_dir, f'{stem}.json'),
+                     md=osp.join(out_dir, f'{stem}.md'))
+        atomic_write(paths['json'], json.dumps(self.to_dict(), indent=2,
+                                               default=str))
+        atomic_write(paths['md'], self.to_markdown())
+        return paths

@@ -1,0 +1,158 @@
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from conftest import REPO, dataset_batch, tiny_cfg
+from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
+                                  RAPAttack, dense_predictions)
+from mmdet_robust.engine.robust_test_loop import (expand_sweep,
+                                                  gt_in_input_coords)
+
+EPS = 8.
+ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
+
+
+@pytest.fixture
+def test_batch(trained_checkpoint, detector):
+    """Preprocessed test batch with GT scaled to the input (as the loop
+    does); test images are 128 px, resized to 96."""
+    _, cfg = trained_checkpoint
+    detector.eval()
+    raw = dataset_batch(cfg, 'test', size=6)
+    data = detector.data_preprocessor(raw, False)
+    return dict(data, data_samples=gt_in_input_coords(data['data_samples']))
+
+
+def test_gt_rescaled_on_copies_only(trained_checkpoint, detector):
+    _, cfg = trained_checkpoint
+    raw = dataset_batch(cfg, 'test', size=3)
+    data = detector.data_preprocessor(raw, False)
+    original = [s.gt_instances.bboxes.clone() for s in data['data_samples']]
+    scaled = gt_in_input_coords(data['data_samples'])
+    for s, o, c in zip(data['data_samples'], original, scaled):
+        assert torch.equal(s.gt_instances.bboxes, o)  # metric's GT untouched
+        assert s.scale_factor == pytest.approx((0.75, 0.75))
+        assert torch.allclose(c.gt_instances.bboxes, o * 0.75)
+
+
+@pytest.mark.parametrize('attack', [
+    PGDAttack(task='cls', steps=3), PGDAttack(task='loc', steps=3),
+    PGDAttack(task='con', steps=3, random_start=True),
+    DAGAttack(max_iters=5), RAPAttack(steps=3)
+], ids=['cls_pgd', 'loc_pgd', 'con_pgd', 'dag', 'rap'])
+def test_every_attack_stays_in_the_feasible_set(detector, test_batch,
+                                                attack):
+    adv = attack(detector, test_batch)
+    space = PixelSpace(detector.data_preprocessor, test_batch['inputs'],
+                       test_batch['data_samples'])
+    delta = space.to_pixel(adv['inputs']) - space.clean_pixels()
+    assert delta.abs().max() <= EPS + 1e-3
+    assert delta.abs().max() > 0.4
+    pixels = space.to_pixel(adv['inputs'])
+    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3
+    for p in detector.parameters():
+        assert p.grad is None
+
+
+def test_pgd_lowers_detections(detector, test_batch):
+    def confident(data):
+        with torch.no_grad():
+            return (dense_predictions(detector, data['inputs']).objectness >
+                    0.5).sum().item()
+    adv = PGDAttack(task='cls', steps=10)(detector, test_batch)
+    assert confident(adv) < 0.5 * confident(test_batch)
+
+
+def test_dag_flips_targets_and_stops_early(detector, test_batch):
+    dag = DAGAttack(eps=EPS, max_iters=150, seed=1)
+    adv = dag(detector, test_batch)
+    iters = dag.last_stats['dag_iters'].item()
+    assert dag.last_stats['dag_correct'].item() == 0  # no target correct
+    assert 0 < iters < 150  # stopped early
+    # the targets now predict their adversarial labels (targeted attack)
+    with torch.no_grad():
+        dense = dense_predictions(detector, adv['inputs'])
+    gens = [torch.Generator().manual_seed(0) for _ in adv['data_samples']]
+    from mmdet_robust.attacks.base import image_generators
+    gens = image_generators(adv['data_samples'], 'cpu', dag.seed)
+    targets = dag._targets(dense.priors, adv['data_samples'],
+                           dense.num_classes, dense.softmax, gens)
+    hit = total = 0
+    for i, (index, true, wanted) in enumerate(targets):
+        pred = dense.cls_logits[i, index].argmax(-1)
+        assert (pred != true).all()
+        hit += (pred == wanted).sum().item()
+        total += len(index)
+    assert total > 0 and hit / total > 0.5
+    # fewer iterations are needed with a bigger step
+    quick = DAGAttack(eps=EPS, gamma=2., max_iters=150, seed=1)
+    quick(detector, test_batch)
+    assert quick.last_stats['dag_iters'].item() < iters
+
+
+def test_rap_lowers_its_loss_and_confident_predictions(detector, test_batch):
+    rap = RAPAttack(eps=EPS, steps=10)
+    shape_set = rap.shape_set(detector, test_batch['inputs'],
+                              test_batch['data_samples'])
+    adv = rap(detector, test_batch)
+    with torch.no_grad():
+        before = rap.loss(detector, test_batch['inputs'], shape_set)
+        after = rap.loss(detector, adv['inputs'], shape_set)
+        s0 = dense_predictions(detector, test_batch['inputs']).objectness
+        s1 = dense_predictions(detector, adv['inputs']).objectness
+    assert after.sum() < 0.5 * before.sum()
+    assert (s1 > 0.5).sum() < 0.5 * (s0 > 0.5).sum()
+
+
+def test_expand_sweep_names_and_settings():
+    sweep = expand_sweep(tasks=('cls', ), eps=(2, 8), steps=(1, 20))
+    assert sweep['cls_pgd_eps2'] == dict(type='PGDAttack', task='cls',
+                                         eps=2., steps=20)
+    assert sweep['cls_pgd_steps1']['eps'] == 8.
+    assert len(sweep) == 4
+
+
+def _robust_cfg(shapes_root, work_dir, checkpoint, **attacks):
+    cfg = tiny_cfg(shapes_root, work_dir, config=ROBUST_CFG)
+    cfg.test_cfg.attacks = attacks
+    cfg.load_from = checkpoint
+    return cfg
+
+
+def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
+                                               trained_checkpoint):
+    path, _ = trained_checkpoint
+    attacks = dict(
+        cls_pgd=dict(type='PGDAttack', task='cls', eps=EPS, steps=5),
+        loc_pgd=dict(type='PGDAttack', task='loc', eps=EPS, steps=5),
+        dag=dict(type='DAGAttack', eps=EPS, max_iters=20),
+        rap=dict(type='RAPAttack', eps=EPS, steps=5))
+    cfg = _robust_cfg(shapes_root, tmp_path, path, **attacks)
+    metrics = Runner.from_cfg(cfg).test()
+    for name in ('clean', *attacks):
+        assert 0 <= metrics[f'{name}/pascal_voc/mAP'] <= 1
+    clean = metrics['clean/pascal_voc/mAP']
+    assert clean > 0.1
+    for name in attacks:
+        assert metrics[f'{name}/pascal_voc/mAP'] < clean
+    report = json.load(open(tmp_path / 'robustness.json'))
+    assert list(report['mAP']) == ['clean', *attacks]
+    assert report['settings']['dag']['max_iters'] == 20
+    table = (tmp_path / 'robustness.md').read_text()
+    assert all(f'| {name} |' in table for name in ('clean', *attacks))
+
+
+def test_robust_eval_without_annotations_is_a_clear_error(
+        shapes_root, tmp_path, trained_checkpoint):
+    path, _ = trained_checkpoint
+    cfg = _robust_cfg(shapes_root, tmp_path, path,
+                      cls_pgd=dict(type='PGDAttack', task='cls', steps=1))
+    cfg.test_dataloader.dataset.pipeline = [
+        t for t in cfg.test_dataloader.dataset.pipeline
+        if t['type'] != 'LoadAnnotations'
+    ]
+    with pytest.raises(ValueError, match='needs GT boxes'):
+        Runner.from_cfg(cfg).test()
