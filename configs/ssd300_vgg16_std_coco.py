@@ -1,0 +1,30 @@
+# STD: SSD300 VGG16-BN from scratch on COCO (train+valminusminival 2014 ~
+# train2017, tested on minival ~ val2017), paper sec. 5.1 schedule:
+# lr x0.1 at 180k and 220k, 260k iterations, batch 32.
+_base_ = ['mmdet::ssd/ssd300_coco.py']
+custom_imports = dict(imports=['mmdet_robust'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(_delete_=True, type='SSDVGGBN'),
+    neck=dict(norm_cfg=dict(type='BN')),
+    bbox_head=dict(type='StableSSDHead'))
+
+train_dataloader = dict(batch_size=32, num_workers=8)
+
+max_iters = 260000
+train_cfg = dict(
+    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
+    val_interval=20000)
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
+         end=1000),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[180000, 220000], gamma=0.1)
+]
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=20000,
+                    max_keep_ckpts=3))
+log_processor = dict(by_epoch=False)
+auto_scale_lr = dict(base_batch_size=32)

@@ -1,0 +1,178 @@
+"""The main job on the embedded default: data -> STD and MTD -> report.
+
+    make demo                      # or: python -m mmdet_robust.tools.demo
+
+Stages (each skipped when its output exists, so a re-run resumes):
+
+1. ``data``: the synthetic VOC-format shapes (``make_shapes``);
+2. ``train_std`` / ``train_mtd``: the STD config, and the same config with
+   ``AdvTrainingLoop`` + ``TaskDomainAttacker(domain='mtd')``, through
+   MMDetection's own ``tools/train.py``;
+3. ``eval_std`` / ``eval_mtd``: ``RobustTestLoop`` (clean, cls-PGD, loc-PGD,
+   DAG, RAP at eps 8, plus the eps and steps sweeps) through
+   ``tools/test.py``;
+4. ``report``: ``report.md``/``report.json``, ``mAP_vs_eps.png``,
+   ``mAP_vs_steps.png`` and ``detections.png`` in the work dir.
+
+Real models: ``DEMO_CONFIG=configs/ssd300_vgg16_std_voc.py
+DEMO_EVAL_CONFIG=configs/robust_eval/ssd300_vgg16_voc.py
+DEMO_DATA_ROOT=data/VOCdevkit/ make demo`` (or the matching flags).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import mmdet
+
+MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MAIN_ATTACKS = ('clean', 'cls_pgd', 'loc_pgd', 'dag', 'rap')
+MTD_OPTIONS = ['train_cfg.type=AdvTrainingLoop',
+               'train_cfg.attacker.type=TaskDomainAttacker',
+               'train_cfg.attacker.domain=mtd', 'train_cfg.attacker.eps=8.0']
+
+
+class StageError(RuntimeError):
+    """A demo stage failed; the message names the stage and the cause."""
+
+
+def _data_options(data_root: Optional[str]) -> List[str]:
+    if not data_root:
+        return []
+    return [f'{loader}.dataset.data_root={data_root}'
+            for loader in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')]
+
+
+def _run_tool(tool: str, args: Sequence[str], log_path: str) -> None:
+    """Run an MMDetection tool; its log streams to the console and a file."""
+    cmd = [sys.executable, osp.join(MMDET_TOOLS, tool), *args]
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True,
+                                cwd=REPO)
+        for line in proc.stdout:
+            log.write(line)
+            if ' - mmengine - ' in line or 'Error' in line:
+                print('   ', line.rstrip()[-150:], flush=True)
+        if proc.wait():
+            raise StageError(f'{tool} exited with {proc.returncode}; see '
+                             f'{log_path}')
+
+
+def _checkpoint(work_dir: str) -> Optional[str]:
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        path = open(pointer).read().strip()
+        if osp.isfile(path):
+            return path
+    return None
+
+
+class Demo:
+    """Runs the stages and keeps their timings."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work_dir = osp.abspath(args.work_dir)
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.timings: Dict[str, float] = {}
+
+    def stage(self, name: str, fn: Callable, done: Callable[[], bool]):
+        if done():
+            print(f'[demo] {name}: done before, reused', flush=True)
+            self.timings.setdefault(name, 0.)
+            return
+        print(f'[demo] {name} ...', flush=True)
+        start = time.time()
+        try:
+            fn()
+        except StageError as err:
+            raise SystemExit(f'[demo] stage {name!r} failed: {err}')
+        except Exception as err:  # any other cause: name the stage too
+            raise SystemExit(f'[demo] stage {name!r} failed: '
+                             f'{type(err).__name__}: {err}') from err
+        self.timings[name] = round(time.time() - start, 1)
+        print(f'[demo] {name}: {self.timings[name]:.0f} s', flush=True)
+
+    def train(self, model: str) -> None:
+        args = self.args
+        work_dir = osp.join(self.work_dir, model)
+        options = _data_options(args.data_root) + list(args.train_options)
+        if model == 'mtd':
+            options += MTD_OPTIONS
+        self.stage(f'train_{model}', lambda: _run_tool(
+            'train.py', [args.config, '--work-dir', work_dir,
+                         '--cfg-options', *options],
+            osp.join(self.work_dir, f'train_{model}.log')),
+            lambda: _checkpoint(work_dir) is not None)
+
+    def evaluate(self, model: str) -> None:
+        args = self.args
+        work_dir = osp.join(self.work_dir, model)
+        report = osp.join(work_dir, 'robustness.json')
+        options = _data_options(args.data_root) + list(args.eval_options)
+        options.append('test_cfg.sweep={}')
+
+        def run():
+            _run_tool('test.py', [
+                args.eval_config, _checkpoint(work_dir), '--work-dir',
+                work_dir, '--cfg-options', *options
+            ], osp.join(self.work_dir, f'eval_{model}.log'))
+
+        def done():
+            ckpt = _checkpoint(work_dir)
+            return osp.isfile(report) and ckpt is not None and \
+                osp.getmtime(report) > osp.getmtime(ckpt)
+
+        self.stage(f'eval_{model}', run, done)
+
+    def run(self) -> None:
+        args = self.args
+        if not args.data_root:
+            from mmdet_robust.datasets.make_shapes import make_shapes
+            self.stage('data', lambda: make_shapes('data/shapes'),
+                       lambda: False)
+        for model in ('std', 'mtd'):
+            self.train(model)
+        for model in ('std', 'mtd'):
+            self.evaluate(model)
+        from mmdet_robust.tools.demo_report import write_demo_report
+        self.stage('report', lambda: write_demo_report(self),
+                   lambda: False)
+        print(open(osp.join(self.work_dir, 'report.md')).read()
+              .split('## Sweeps')[0])
+        print(f'[demo] report: {osp.join(self.work_dir, "report.md")}')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config', default=env(
+        'DEMO_CONFIG', 'configs/tiny_ssd_std_shapes.py'),
+        help='STD training config; MTD is derived from it')
+    parser.add_argument('--eval-config', default=env(
+        'DEMO_EVAL_CONFIG', 'configs/robust_eval/tiny_ssd_shapes.py'))
+    parser.add_argument('--data-root', default=env('DEMO_DATA_ROOT'),
+                        help='VOCdevkit root of real data (default: '
+                        'generate the synthetic shapes)')
+    parser.add_argument('--work-dir', default=env('DEMO_WORK_DIR',
+                                                  'work_dirs/demo'))
+    parser.add_argument('--train-options', nargs='*', default=[],
+                        help='extra --cfg-options for training')
+    parser.add_argument('--eval-options', nargs='*', default=[],
+                        help='extra --cfg-options for evaluation')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    Demo(parse_args(argv)).run()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,141 @@
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import EpochBasedTrainLoop, Runner
+
+from conftest import REPO, build_dataset, tiny_cfg
+from mmdet_robust.engine import AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop
+
+DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
+
+
+def _with_empty_image(cfg, n=16):
+    """Train on n images, one of which has no object."""
+    dataset = build_dataset(cfg, 'train')
+    empty = [i for i in range(len(dataset))
+             if not dataset.get_data_info(i)['instances']]
+    assert empty and empty[0] < n, 'test data lost its empty images'
+    cfg.train_dataloader.dataset.indices = n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('domain', DOMAINS)
+def test_two_epochs_through_the_runner(shapes_root, tmp_path, domain):
+    config = osp.join(REPO, 'configs', f'tiny_ssd_{domain}_shapes.py')
+    cfg = tiny_cfg(shapes_root, tmp_path, config, max_epochs=2,
+                   val_interval=2)
+    cfg.param_scheduler[1].update(T_max=2, end=2)
+    _with_empty_image(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    loop = runner.train_loop
+    assert runner.iter == 4
+    if domain == 'std':
+        assert type(loop) is EpochBasedTrainLoop
+    else:
+        assert isinstance(loop, AdvEpochBasedTrainLoop)
+        assert loop.attacker.domain == domain
+        hub = runner.message_hub
+        assert hub.get_scalar('train/adv_linf').current() == \
+            pytest.approx(8., abs=1e-3)
+        assert math.isfinite(hub.get_scalar('train/loss_clean').current())
+        if domain == 'mtd':
+            frac = hub.get_scalar('train/adv_cls_frac').current()
+            assert 0 <= frac <= 1
+    for p in runner.model.parameters():
+        assert torch.isfinite(p).all()
+    assert osp.isfile(tmp_path / 'epoch_2.pth')
+
+
+@pytest.mark.slow
+def test_iteration_based_variant(shapes_root, tmp_path):
+    cfg = tiny_cfg(shapes_root, tmp_path)
+    cfg.train_cfg = dict(type='AdvTrainingLoop', max_iters=3,
+                         val_interval=10,
+                         attacker=dict(type='TaskDomainAttacker',
+                                       domain='mtd', eps=4.))
+    cfg.param_scheduler = None
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                        by_epoch=False, interval=3)
+    cfg.log_processor = dict(by_epoch=False)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert isinstance(runner.train_loop, AdvIterBasedTrainLoop)
+    assert runner.iter == 3
+    assert runner.message_hub.get_scalar('train/adv_linf').current() == \
+        pytest.approx(4., abs=1e-3)
+
+
+def test_adv_training_loop_needs_a_schedule(shapes_root, tmp_path):
+    cfg = tiny_cfg(shapes_root, tmp_path)
+    cfg.train_cfg = dict(type='AdvTrainingLoop', attacker=None)
+    with pytest.raises(ValueError, match='exactly one of max_epochs'):
+        Runner.from_cfg(cfg).train()
+
+
+def _mim(*args, cwd=REPO):
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    proc = subprocess.run([mim, *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_mim_train_and_mim_test(shapes_root, tmp_path):
+    """The user's path: `mim train mmdet CONFIG`, then `mim test mmdet
+    <robust-eval config> --checkpoint x.pth`."""
+    data = [f'{k}.dataset.data_root={shapes_root}' for k in (
+        'train_dataloader', 'val_dataloader', 'test_dataloader')]
+    small = ['train_dataloader.dataset.indices=16',
+             'test_dataloader.dataset.indices=8',
+             'val_dataloader.dataset.indices=8',
+             'train_dataloader.num_workers=0',
+             'train_dataloader.persistent_workers=False',
+             'val_dataloader.num_workers=0',
+             'val_dataloader.persistent_workers=False']
+    work = str(tmp_path / 'mtd')
+    _mim('train', 'mmdet', 'configs/tiny_ssd_mtd_shapes.py', '--work-dir',
+         work, '--cfg-options', 'train_cfg.max_epochs=1', *data, *small)
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+    out = _mim('test', 'mmdet', 'configs/robust_eval/tiny_ssd_shapes.py',
+               '--checkpoint', ckpt, '--work-dir', work, '--cfg-options',
+               *data, *small, 'test_cfg.attacks.cls_pgd.steps=2',
+               'test_cfg.attacks.loc_pgd.steps=2',
+               'test_cfg.attacks.dag.max_iters=2',
+               'test_cfg.attacks.rap.steps=2')
+    assert 'cls_pgd/pascal_voc/mAP' in out
+    report = json.load(open(osp.join(work, 'robustness.json')))
+    assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd', 'dag',
+                                   'rap']
+
+
+@pytest.mark.slow
+def test_custom_imports_in_a_plain_mmdet_config(tmp_path, shapes_root):
+    """A user's own MMDetection config turns adversarial with custom_imports
+    and the train_cfg switch alone."""
+    config = tmp_path / 'my_config.py'
+    config.write_text(
+        "_base_ = ['mmdet::retinanet/retinanet_r18_fpn_1x_coco.py']\n"
+        "custom_imports = dict(imports=['mmdet_robust'])\n"
+        "train_cfg = dict(type='AdvTrainingLoop', attacker=dict("
+        "type='TaskDomainAttacker', domain='mtd', eps=8.))\n")
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(tmp_path)
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import LOOPS, MODELS
+    init_default_scope('mmdet')
+    assert LOOPS.get('AdvTrainingLoop') is not None
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    from mmdet_robust.attacks import TaskLosses
+    assert TaskLosses(model).cls_keys == ('loss_cls', )
+    assert cfg.train_cfg.max_epochs == 12  # merged with the base schedule

@@ -1,0 +1,85 @@
+"""The paper's real-data configs build, and MTD training starts on a
+VOC-format tree at the configs' real input sizes (generated, not VOC)."""
+import glob
+import os
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from conftest import REPO
+from mmdet.registry import MODELS
+from mmdet_robust.datasets.make_shapes import make_shapes
+
+CONFIGS = sorted(
+    osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '*.py'))
+    if 'tiny' not in p)
+EVAL_CONFIGS = sorted(
+    osp.relpath(p, REPO)
+    for p in glob.glob(osp.join(REPO, 'configs', 'robust_eval', '*.py')))
+
+
+def test_every_training_config_has_a_robust_eval_config():
+    names = {osp.basename(p) for p in EVAL_CONFIGS}
+    for config in CONFIGS:
+        arch, dataset = osp.basename(config)[:-3].split('_')[0:2], \
+            osp.basename(config)[:-3].split('_')[-1]
+        assert f'{arch[0]}_{arch[1]}_{dataset}.py' in names, config
+
+
+@pytest.mark.parametrize('config', CONFIGS + EVAL_CONFIGS)
+def test_config_builds(config):
+    cfg = Config.fromfile(osp.join(REPO, config))
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 1e6
+    if 'robust_eval' in config:
+        assert cfg.test_cfg.type == 'RobustTestLoop'
+        assert {'cls_pgd', 'loc_pgd', 'dag', 'rap'} <= set(
+            cfg.test_cfg.attacks)
+    elif '_std_' not in config:
+        assert cfg.train_cfg.type == 'AdvTrainingLoop'
+        assert cfg.train_cfg.attacker.eps == 8.
+    if 'ssd300' in config:
+        assert cfg.model.backbone.type == 'SSDVGGBN'
+
+
+@pytest.fixture(scope='module')
+def voc_tree(tmp_path_factory):
+    """A VOC 07+12-shaped tree (VOC2012 links to the generated VOC2007)."""
+    root = tmp_path_factory.mktemp('voc')
+    devkit = make_shapes(str(root), num_train=4, num_test=2, size=320)
+    os.symlink(osp.join(devkit, 'VOC2007'), osp.join(devkit, 'VOC2012'))
+    return devkit + '/'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', ['configs/ssd300_vgg16_mtd_voc.py',
+                                    'configs/yolov3_d53_mtd_voc.py'])
+def test_mtd_training_starts_on_a_voc_tree(config, voc_tree, tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.work_dir = str(tmp_path)
+    cfg.train_cfg.max_iters = 1
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    cfg.train_dataloader.dataset.dataset.datasets = [
+        dict(d, data_root=voc_tree)
+        for d in cfg.train_dataloader.dataset.dataset.datasets
+    ] if 'times' in cfg.train_dataloader.dataset else [
+        dict(d, data_root=voc_tree)
+        for d in cfg.train_dataloader.dataset.datasets
+    ]
+    cfg.val_dataloader.dataset.data_root = voc_tree
+    cfg.test_dataloader.dataset.data_root = voc_tree
+    cfg.val_dataloader.num_workers = 0
+    cfg.val_dataloader.persistent_workers = False
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 1
+    hub = runner.message_hub
+    assert hub.get_scalar('train/adv_linf').current() == pytest.approx(
+        8., abs=1e-3)
