@@ -25,9 +25,9 @@ TINY_STD = osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py')
 
 @pytest.fixture(scope='session')
 def shapes_root(tmp_path_factory):
-    """48 trainval / 16 test images at 128 px; ~15% without any object."""
+    """64 trainval / 16 test images at 128 px; ~15% without any object."""
     root = tmp_path_factory.mktemp('shapes')
-    make_shapes(str(root), num_train=48, num_test=16, seed=3,
+    make_shapes(str(root), num_train=64, num_test=16, seed=3,
                 empty_prob=0.15)
     return str(root / 'VOCdevkit') + '/'
 
@@ -50,13 +50,15 @@ def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:
 
 @pytest.fixture(scope='session')
 def trained_checkpoint(shapes_root, tmp_path_factory):
-    """A tiny SSD trained for 8 epochs (48 iterations) through the Runner."""
+    """A tiny SSD trained for 16 epochs (128 iterations) through the Runner,
+    saved, and evaluated with VOCMetric."""
     work_dir = tmp_path_factory.mktemp('tiny_std')
-    cfg = tiny_cfg(shapes_root, work_dir, max_epochs=8, val_interval=8)
-    cfg.param_scheduler[1].update(T_max=8, end=8)
+    cfg = tiny_cfg(shapes_root, work_dir, max_epochs=16, val_interval=16)
+    cfg.param_scheduler[1].update(T_max=16, end=16)
+    cfg.default_hooks.checkpoint.interval = 16
     runner = Runner.from_cfg(cfg)
     runner.train()
-    return str(work_dir / 'epoch_8.pth'), cfg
+    return str(work_dir / 'epoch_16.pth'), cfg
 
 
 @pytest.fixture

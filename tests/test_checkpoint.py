@@ -1,9 +1,11 @@
+import copy
 import os
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmdet_robust.checkpoint import UnsafeCheckpointError
@@ -47,6 +49,18 @@ def test_runner_checkpoint_round_trip(trained_checkpoint):
     ckpt = _load_checkpoint(path)
     assert {'meta', 'state_dict', 'optimizer', 'message_hub',
             'param_schedulers'} <= set(ckpt)
-    assert ckpt['meta']['epoch'] == 8
+    assert ckpt['meta']['epoch'] == 16
     buf = ckpt['message_hub']['log_scalars']['train/loss']
     assert buf.mean() > 0
+
+
+def test_reloaded_checkpoint_evaluates_with_voc_metric(trained_checkpoint,
+                                                      tmp_path):
+    """Train (fixture) -> save -> reload with weights_only=True through
+    mmengine's load_from -> MMDetection's TestLoop with VOCMetric."""
+    path, cfg = trained_checkpoint
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(tmp_path)
+    cfg.load_from = path
+    metrics = Runner.from_cfg(cfg).test()
+    assert metrics['pascal_voc/mAP'] > 0.1  # random weights score ~0

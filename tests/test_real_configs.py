@@ -34,7 +34,8 @@ def test_config_builds(config):
     cfg = Config.fromfile(osp.join(REPO, config))
     init_default_scope('mmdet')
     model = MODELS.build(cfg.model)
-    assert sum(p.numel() for p in model.parameters()) > 1e6
+    params = sum(p.numel() for p in model.parameters())
+    assert params > (1e5 if 'tiny' in config else 1e7)
     if 'robust_eval' in config:
         assert cfg.test_cfg.type == 'RobustTestLoop'
         assert {'cls_pgd', 'loc_pgd', 'dag', 'rap'} <= set(

@@ -7,5 +7,4 @@ test_dataloader = dict(batch_size=8)
 test_cfg = dict(
     _delete_=True,
     type='RobustTestLoop',
-    attacks={{_base_.robust_attacks}},
-    sweep=None)
+    attacks={{_base_.robust_attacks}})

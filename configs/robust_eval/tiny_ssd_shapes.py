@@ -4,5 +4,4 @@ _base_ = ['../tiny_ssd_std_shapes.py', '../_base_/robust_eval/attacks_eps8.py']
 test_cfg = dict(
     _delete_=True,
     type='RobustTestLoop',
-    attacks={{_base_.robust_attacks}},
-    sweep=None)
+    attacks={{_base_.robust_attacks}})

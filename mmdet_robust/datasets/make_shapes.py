@@ -39,12 +39,12 @@ def _iou(a: Box, b: Box) -> float:
 
 
 def _background(rng: np.random.Generator, size: int) -> Image.Image:
-    """Gradient between two random mid-range colours, distractor strokes."""
-    c0, c1 = rng.uniform(40, 215, (2, 3))
+    """Gradient between two random colours, pixel noise, distractor strokes."""
+    c0, c1 = rng.uniform(0, 255, (2, 3))
     t = np.linspace(0, 1, size)[None, :, None]
     if rng.random() < 0.5:
         t = t.transpose(1, 0, 2)
-    img = np.broadcast_to(c0 * (1 - t) + c1 * t, (size, size, 3))
+    img = c0 * (1 - t) + c1 * t + rng.normal(0, 12, (size, size, 3))
     canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     for _ in range(rng.integers(4, 10)):  # lines and small arcs, no objects
@@ -63,38 +63,30 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, cls: str, box: Box,
-                fill: tuple, outline: Optional[tuple]) -> None:
+                fill: tuple, outline: tuple) -> None:
     x1, y1, x2, y2 = box
     if cls == 'circle':
-        draw.ellipse(box, fill=fill, outline=outline)
+        draw.ellipse(box, fill=fill, outline=outline, width=2)
     elif cls == 'square':
-        draw.rectangle(box, fill=fill, outline=outline)
+        draw.rectangle(box, fill=fill, outline=outline, width=2)
     elif cls == 'triangle':
         draw.polygon([(x1, y2), (x2, y2), ((x1 + x2) / 2, y1)], fill=fill,
-                     outline=outline)
+                     outline=outline, width=2)
     elif cls == 'cross':
         tx, ty = (x2 - x1) / 3, (y2 - y1) / 3
         draw.polygon([(x1 + tx, y1), (x2 - tx, y1), (x2 - tx, y1 + ty),
                       (x2, y1 + ty), (x2, y2 - ty), (x2 - tx, y2 - ty),
                       (x2 - tx, y2), (x1 + tx, y2), (x1 + tx, y2 - ty),
                       (x1, y2 - ty), (x1, y1 + ty), (x1 + tx, y1 + ty)],
-                     fill=fill, outline=outline)
+                     fill=fill, outline=outline, width=2)
     else:
         raise ValueError(f'unknown shape class {cls!r}')
 
 
 def make_image(rng: np.random.Generator, size: int, min_obj: int,
-               max_obj: int, empty_prob: float,
-               contrast: Tuple[float, float] = (25., 55.),
-               noise: float = 8.
+               max_obj: int, empty_prob: float
                ) -> Tuple[Image.Image, List[Tuple[str, Box]]]:
-    """One image and its objects ``[(class, (x1, y1, x2, y2)), ...]``.
-
-    Objects are filled with the local background colour shifted by a random
-    offset of ``contrast`` pixel values per channel (no outline), and
-    Gaussian pixel noise of std ``noise`` covers everything, so a detector has to use shape, not strong
-    edges or colour.
-    """
+    """One image and its objects ``[(class, (x1, y1, x2, y2)), ...]``."""
     canvas = _background(rng, size)
     draw = ImageDraw.Draw(canvas)
     objects: List[Tuple[str, Box]] = []
@@ -114,16 +106,11 @@ def make_image(rng: np.random.Generator, size: int, min_obj: int,
         else:
             continue
         cls = SHAPES_CLASSES[rng.integers(len(SHAPES_CLASSES))]
-        centre = canvas.getpixel(((box[0] + box[2]) // 2,
-                                  (box[1] + box[3]) // 2))
-        offset = rng.uniform(*contrast, 3) * rng.choice([-1, 1], 3)
-        fill = tuple(int(np.clip(c + o, 0, 255))
-                     for c, o in zip(centre, offset))
-        _draw_shape(draw, cls, box, fill, None)
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        outline = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)
+        _draw_shape(draw, cls, box, fill, outline)
         objects.append((cls, box))
-    noisy = np.asarray(canvas, np.float32) + rng.normal(0, noise, (size, size,
-                                                                   3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), objects
+    return canvas, objects
 
 
 def _annotation_xml(name: str, size: int,
@@ -151,8 +138,7 @@ def _annotation_xml(name: str, size: int,
 def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
                 size: int = 128, seed: int = 0, min_obj: int = 1,
                 max_obj: int = 4, empty_prob: float = 0.0,
-                contrast: Tuple[float, float] = (25., 55.),
-                noise: float = 8., force: bool = False) -> str:
+                force: bool = False) -> str:
     """Generate the dataset; return the ``VOCdevkit`` directory.
 
     Image ``i`` is drawn from ``np.random.default_rng([seed, i])``, so the
@@ -166,8 +152,7 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
         raise ValueError(f'image size must be >= 32 pixels, got {size}')
     params = dict(num_train=num_train, num_test=num_test, size=size,
                   seed=seed, min_obj=min_obj, max_obj=max_obj,
-                  empty_prob=empty_prob, contrast=list(contrast), noise=noise,
-                  classes=list(SHAPES_CLASSES))
+                  empty_prob=empty_prob, classes=list(SHAPES_CLASSES))
     devkit = osp.join(out, 'VOCdevkit')
     voc = osp.join(devkit, 'VOC2007')
     stamp = osp.join(devkit, STAMP)
@@ -180,8 +165,7 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     names = []
     for i in range(num_train + num_test):
         rng = np.random.default_rng([seed, i])
-        image, objects = make_image(rng, size, min_obj, max_obj, empty_prob,
-                                    contrast, noise)
+        image, objects = make_image(rng, size, min_obj, max_obj, empty_prob)
         name = f'{i:06d}'
         image.save(osp.join(voc, 'JPEGImages', f'{name}.jpg'), quality=95)
         _annotation_xml(name, size, objects).write(
@@ -209,12 +193,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--max-obj', type=int, default=4)
     parser.add_argument('--empty-prob', type=float, default=0.0,
                         help='probability that an image has no object')
-    parser.add_argument('--contrast', type=float, nargs=2,
-                        default=(25., 55.), metavar=('LOW', 'HIGH'),
-                        help='range of the per-channel offset between an '
-                        'object and its background, pixel values')
-    parser.add_argument('--noise', type=float, default=8.,
-                        help='std of the Gaussian pixel noise')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the tree is up to date')
     return parser.parse_args(argv)
@@ -224,8 +202,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     devkit = make_shapes(args.out, args.num_train, args.num_test, args.size,
                          args.seed, args.min_obj, args.max_obj,
-                         args.empty_prob, tuple(args.contrast), args.noise,
-                         args.force)
+                         args.empty_prob, args.force)
     print(f'synthetic VOC tree ready: {devkit} '
           f'({args.num_train} trainval, {args.num_test} test, '
           f'classes {SHAPES_CLASSES})')

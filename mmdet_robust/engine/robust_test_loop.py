@@ -41,13 +41,6 @@ def gt_in_input_coords(data_samples: Sequence) -> list:
     """
     scaled = []
     for sample in data_samples:
-        if 'gt_instances' not in sample:
-            raise ValueError(
-                'robust evaluation needs GT boxes: the attacks maximise '
-                'losses against the annotations, but the test samples have '
-                'none. Use an annotated test split and put '
-                "dict(type='LoadAnnotations', with_bbox=True) in the test "
-                'pipeline.')
         copy_ = sample.clone()  # shallow: instances are copied below
         for key in ('gt_instances', 'ignored_instances'):
             if key in sample:
@@ -57,6 +50,19 @@ def gt_in_input_coords(data_samples: Sequence) -> list:
                 setattr(copy_, key, instances)
         scaled.append(copy_)
     return scaled
+
+
+def check_annotations(data_samples: Sequence) -> None:
+    """Attacks maximise losses against GT boxes: the test set needs them."""
+    for sample in data_samples:
+        gt = sample.get('gt_instances')
+        if gt is None or 'bboxes' not in gt or 'labels' not in gt:
+            raise ValueError(
+                'robust evaluation needs GT boxes: the attacks maximise '
+                'losses against the annotations, but the test samples have '
+                'none. Use an annotated test split (e.g. VOC2007 test, COCO '
+                "val; not VOC2012 test) and put dict(type='LoadAnnotations', "
+                'with_bbox=True) in the test pipeline.')
 
 
 @LOOPS.register_module()
@@ -120,6 +126,8 @@ class RobustTestLoop(TestLoop):
     def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
         self.runner.call_hook(
             'before_test_iter', batch_idx=idx, data_batch=data_batch)
+        if self.attacks:
+            check_annotations(data_batch['data_samples'])
         model = self.runner.model
         detector = unwrap(model)
         with torch.no_grad(), autocast(enabled=self.fp16):
