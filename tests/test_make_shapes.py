@@ -89,3 +89,18 @@ def test_cli_is_idempotent_and_validates(tmp_path, capsys):
     assert 'synthetic VOC tree ready' in capsys.readouterr().out
     with pytest.raises(ValueError, match='min_obj'):
         make_shapes(out, min_obj=3, max_obj=2)
+
+
+def test_class_names_stand_in_for_voc(tmp_path):
+    devkit = make_shapes(str(tmp_path), num_train=4, num_test=1, seed=2,
+                         class_names=('aeroplane', 'bicycle', 'bird', 'boat'))
+    init_default_scope('mmdet')
+    dataset = DATASETS.build(dict(  # VOC's own 20 classes
+        type='VOCDataset', data_root=devkit + '/',
+        ann_file='VOC2007/ImageSets/Main/trainval.txt',
+        data_prefix=dict(sub_data_root='VOC2007/'), pipeline=[]))
+    labels = {inst['bbox_label'] for i in range(len(dataset))
+              for inst in dataset.get_data_info(i)['instances']}
+    assert labels and labels <= {0, 1, 2, 3}
+    with pytest.raises(ValueError, match='class_names needs 4'):
+        make_shapes(str(tmp_path / 'bad'), class_names=('a', 'b'))

@@ -51,7 +51,8 @@ def test_config_builds(config):
 def voc_tree(tmp_path_factory):
     """A VOC 07+12-shaped tree (VOC2012 links to the generated VOC2007)."""
     root = tmp_path_factory.mktemp('voc')
-    devkit = make_shapes(str(root), num_train=4, num_test=2, size=320)
+    devkit = make_shapes(str(root), num_train=4, num_test=2, size=320,
+                         class_names=('aeroplane', 'bicycle', 'bird', 'boat'))
     os.symlink(osp.join(devkit, 'VOC2007'), osp.join(devkit, 'VOC2012'))
     return devkit + '/'
 
@@ -66,13 +67,10 @@ def test_mtd_training_starts_on_a_voc_tree(config, voc_tree, tmp_path):
     cfg.train_dataloader.batch_size = 2
     cfg.train_dataloader.num_workers = 0
     cfg.train_dataloader.persistent_workers = False
-    cfg.train_dataloader.dataset.dataset.datasets = [
-        dict(d, data_root=voc_tree)
-        for d in cfg.train_dataloader.dataset.dataset.datasets
-    ] if 'times' in cfg.train_dataloader.dataset else [
-        dict(d, data_root=voc_tree)
-        for d in cfg.train_dataloader.dataset.datasets
-    ]
+    train_set = cfg.train_dataloader.dataset
+    concat = train_set.dataset if train_set.type == 'RepeatDataset' \
+        else train_set
+    concat.datasets = [dict(d, data_root=voc_tree) for d in concat.datasets]
     cfg.val_dataloader.dataset.data_root = voc_tree
     cfg.test_dataloader.dataset.data_root = voc_tree
     cfg.val_dataloader.num_workers = 0

@@ -113,8 +113,8 @@ def make_image(rng: np.random.Generator, size: int, min_obj: int,
     return canvas, objects
 
 
-def _annotation_xml(name: str, size: int,
-                    objects: Sequence[Tuple[str, Box]]) -> ET.ElementTree:
+def _annotation_xml(name: str, size: int, objects: Sequence[Tuple[str, Box]],
+                    class_names: dict) -> ET.ElementTree:
     root = ET.Element('annotation')
     ET.SubElement(root, 'folder').text = 'VOC2007'
     ET.SubElement(root, 'filename').text = f'{name}.jpg'
@@ -123,7 +123,7 @@ def _annotation_xml(name: str, size: int,
         ET.SubElement(size_el, key).text = str(val)
     for cls, (x1, y1, x2, y2) in objects:
         obj = ET.SubElement(root, 'object')
-        ET.SubElement(obj, 'name').text = cls
+        ET.SubElement(obj, 'name').text = class_names[cls]
         ET.SubElement(obj, 'pose').text = 'Unspecified'
         ET.SubElement(obj, 'truncated').text = '0'
         ET.SubElement(obj, 'difficult').text = '0'
@@ -138,8 +138,12 @@ def _annotation_xml(name: str, size: int,
 def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
                 size: int = 128, seed: int = 0, min_obj: int = 1,
                 max_obj: int = 4, empty_prob: float = 0.0,
+                class_names: Optional[Sequence[str]] = None,
                 force: bool = False) -> str:
     """Generate the dataset; return the ``VOCdevkit`` directory.
+
+    ``class_names`` renames the four shape kinds in the annotations (e.g.
+    four of VOC's 20 names, so that a real VOC config reads the tree).
 
     Image ``i`` is drawn from ``np.random.default_rng([seed, i])``, so the
     output is deterministic for a seed and independent of the split sizes'
@@ -150,9 +154,13 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
                          f'{max_obj}')
     if size < 32:
         raise ValueError(f'image size must be >= 32 pixels, got {size}')
+    class_names = list(class_names or SHAPES_CLASSES)
+    if len(class_names) != len(SHAPES_CLASSES):
+        raise ValueError(f'class_names needs {len(SHAPES_CLASSES)} names '
+                         f'(for {SHAPES_CLASSES}), got {class_names}')
     params = dict(num_train=num_train, num_test=num_test, size=size,
                   seed=seed, min_obj=min_obj, max_obj=max_obj,
-                  empty_prob=empty_prob, classes=list(SHAPES_CLASSES))
+                  empty_prob=empty_prob, classes=class_names)
     devkit = osp.join(out, 'VOCdevkit')
     voc = osp.join(devkit, 'VOC2007')
     stamp = osp.join(devkit, STAMP)
@@ -168,7 +176,8 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
         image, objects = make_image(rng, size, min_obj, max_obj, empty_prob)
         name = f'{i:06d}'
         image.save(osp.join(voc, 'JPEGImages', f'{name}.jpg'), quality=95)
-        _annotation_xml(name, size, objects).write(
+        _annotation_xml(name, size, objects,
+                        dict(zip(SHAPES_CLASSES, class_names))).write(
             osp.join(voc, 'Annotations', f'{name}.xml'))
         names.append(name)
     for split, ids in (('trainval', names[:num_train]),
@@ -193,6 +202,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--max-obj', type=int, default=4)
     parser.add_argument('--empty-prob', type=float, default=0.0,
                         help='probability that an image has no object')
+    parser.add_argument('--class-names', nargs=4, metavar='NAME',
+                        help='names written for circle, square, triangle, '
+                        'cross (e.g. four VOC classes)')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the tree is up to date')
     return parser.parse_args(argv)
@@ -202,10 +214,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     devkit = make_shapes(args.out, args.num_train, args.num_test, args.size,
                          args.seed, args.min_obj, args.max_obj,
-                         args.empty_prob, args.force)
+                         args.empty_prob, args.class_names, args.force)
     print(f'synthetic VOC tree ready: {devkit} '
           f'({args.num_train} trainval, {args.num_test} test, '
-          f'classes {SHAPES_CLASSES})')
+          f'classes {tuple(args.class_names or SHAPES_CLASSES)})')
 
 
 if __name__ == '__main__':

@@ -116,8 +116,9 @@ class Demo:
         args = self.args
         work_dir = osp.join(self.work_dir, model)
         report = osp.join(work_dir, 'robustness.json')
-        options = _data_options(args.data_root) + list(args.eval_options)
-        options.append('test_cfg.sweep={}')
+        options = _data_options(args.data_root) + [
+            f'test_dataloader.dataset.indices={args.eval_images}',
+            'test_cfg.sweep={}'] + list(args.eval_options)
 
         def run():
             _run_tool('test.py', [
@@ -163,6 +164,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'generate the synthetic shapes)')
     parser.add_argument('--work-dir', default=env('DEMO_WORK_DIR',
                                                   'work_dirs/demo'))
+    parser.add_argument('--eval-images', type=int, default=int(env(
+        'DEMO_EVAL_IMAGES', 50)), help='evaluate on the first N test images')
     parser.add_argument('--train-options', nargs='*', default=[],
                         help='extra --cfg-options for training')
     parser.add_argument('--eval-options', nargs='*', default=[],
