@@ -88,31 +88,42 @@ def _mim(*args, cwd=REPO):
     return proc.stdout + proc.stderr
 
 
-@pytest.mark.slow
-def test_mim_train_and_mim_test(shapes_root, tmp_path):
-    """The user's path: `mim train mmdet CONFIG`, then `mim test mmdet
-    <robust-eval config> --checkpoint x.pth`."""
+def _mim_options(shapes_root):
     data = [f'{k}.dataset.data_root={shapes_root}' for k in (
         'train_dataloader', 'val_dataloader', 'test_dataloader')]
-    small = ['train_dataloader.dataset.indices=16',
-             'test_dataloader.dataset.indices=8',
-             'val_dataloader.dataset.indices=8',
-             'train_dataloader.num_workers=0',
-             'train_dataloader.persistent_workers=False',
-             'val_dataloader.num_workers=0',
-             'val_dataloader.persistent_workers=False']
-    work = str(tmp_path / 'mtd')
-    _mim('train', 'mmdet', 'configs/tiny_ssd_mtd_shapes.py', '--work-dir',
-         work, '--cfg-options', 'train_cfg.max_epochs=1', *data, *small)
-    ckpt = osp.join(work, 'epoch_1.pth')
-    assert osp.isfile(ckpt)
+    return data + ['train_dataloader.dataset.indices=16',
+                   'test_dataloader.dataset.indices=8',
+                   'val_dataloader.dataset.indices=8',
+                   'train_dataloader.num_workers=0',
+                   'train_dataloader.persistent_workers=False',
+                   'val_dataloader.num_workers=0',
+                   'val_dataloader.persistent_workers=False']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('domain', DOMAINS)
+def test_mim_train_every_domain(shapes_root, tmp_path, domain):
+    """The user's path: `mim train mmdet configs/tiny_ssd_<domain>_...`."""
+    work = str(tmp_path / domain)
+    out = _mim('train', 'mmdet', f'configs/tiny_ssd_{domain}_shapes.py',
+               '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=1',
+               *_mim_options(shapes_root))
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    assert ('adv_linf: 8.0000' in out) == (domain != 'std')
+
+
+@pytest.mark.slow
+def test_mim_test_robust_eval(shapes_root, trained_checkpoint, tmp_path):
+    """`mim test mmdet <robust-eval config> --checkpoint x.pth`."""
+    path, _ = trained_checkpoint
+    work = str(tmp_path)
     out = _mim('test', 'mmdet', 'configs/robust_eval/tiny_ssd_shapes.py',
-               '--checkpoint', ckpt, '--work-dir', work, '--cfg-options',
-               *data, *small, 'test_cfg.attacks.cls_pgd.steps=2',
+               '--checkpoint', path, '--work-dir', work, '--cfg-options',
+               *_mim_options(shapes_root), 'test_cfg.attacks.cls_pgd.steps=2',
                'test_cfg.attacks.loc_pgd.steps=2',
                'test_cfg.attacks.dag.max_iters=2',
                'test_cfg.attacks.rap.steps=2')
-    assert 'cls_pgd/pascal_voc/mAP' in out
+    assert 'cls_pgd/pascal_voc/mAP' in out and '| dag |' in out
     report = json.load(open(osp.join(work, 'robustness.json')))
     assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd', 'dag',
                                    'rap']

@@ -5,9 +5,11 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from mmdet.registry import HOOKS
 from mmdet_robust.checkpoint import UnsafeCheckpointError
 
 
@@ -64,3 +66,28 @@ def test_reloaded_checkpoint_evaluates_with_voc_metric(trained_checkpoint,
     cfg.load_from = path
     metrics = Runner.from_cfg(cfg).test()
     assert metrics['pascal_voc/mAP'] > 0.1  # random weights score ~0
+
+
+@HOOKS.register_module(force=True)
+class _CountIters(Hook):
+    ran = 0
+
+    def after_train_iter(self, runner, **kwargs):
+        type(self).ran += 1
+
+
+def test_resume_restores_the_training_state(trained_checkpoint, tmp_path):
+    """`--resume` goes through the weights_only loader and continues where
+    the checkpoint stopped (optimizer, scheduler, iteration count)."""
+    path, cfg = trained_checkpoint
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(tmp_path)
+    cfg.resume, cfg.load_from = True, path
+    cfg.train_cfg.max_epochs = 17
+    cfg.param_scheduler[1].update(T_max=17, end=17)
+    cfg.custom_hooks = [dict(type='_CountIters')]
+    _CountIters.ran = 0
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert _CountIters.ran == 8  # only epoch 17 ran: 16 were restored
+    assert runner.iter == _load_checkpoint(path)['meta']['iter'] + 8

@@ -36,7 +36,10 @@ def test_config_builds(config):
     model = MODELS.build(cfg.model)
     params = sum(p.numel() for p in model.parameters())
     assert params > (1e5 if 'tiny' in config else 1e7)
-    if 'robust_eval' in config:
+    if 'transfer' in config:
+        assert {a.type for a in cfg.test_cfg.attacks.values()} == {
+            'TransferAttack'}
+    elif 'robust_eval' in config:
         assert cfg.test_cfg.type == 'RobustTestLoop'
         assert {'cls_pgd', 'loc_pgd', 'dag', 'rap'} <= set(
             cfg.test_cfg.attacks)

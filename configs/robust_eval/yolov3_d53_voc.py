@@ -1,7 +1,7 @@
 # Robust evaluation (clean, cls-PGD, loc-PGD, DAG, RAP at eps 8) of any
 # checkpoint trained with configs/yolov3_d53_{std,...,mtd}_voc.py:
 #   mim test mmdet configs/robust_eval/yolov3_d53_voc.py --checkpoint x.pth
-# Add the eps/steps sweeps with --cfg-options "test_cfg.sweep={}".
+# Add the eps/steps sweeps with --cfg-options test_cfg.sweep=True.
 _base_ = ['../yolov3_d53_std_voc.py', '../_base_/robust_eval/attacks_eps8.py']
 test_dataloader = dict(batch_size=8)
 test_cfg = dict(

@@ -5,10 +5,12 @@ from .pgd import PGDAttack
 from .pixel_space import PixelSpace, project
 from .rap import RAPAttack
 from .task_domain import TaskDomainAttacker
+from .transfer import TransferAttack
 from .task_losses import DEFAULT_TASK_KEYS, TaskKeyError, TaskLosses
 
 __all__ = [
     'DAGAttack', 'DensePredictions', 'PGDAttack', 'RAPAttack',
+    'TransferAttack',
     'dense_predictions', 'DEFAULT_TASK_KEYS', 'DetectorAttack', 'PixelSpace', 'TaskDomainAttacker',
     'TaskKeyError', 'TaskLosses', 'attack_mode', 'project', 'sign_pgd',
     'unwrap'

@@ -37,6 +37,14 @@ class PixelSpace:
         self.inputs = inputs
         self.mask = valid_mask(data_samples, inputs)
 
+    @classmethod
+    def from_pixels(cls, data_preprocessor, pixels: Tensor,
+                    data_samples: Sequence) -> 'PixelSpace':
+        """The space of a batch given in pixels (normalised here)."""
+        space = cls(data_preprocessor, pixels, data_samples)
+        space.inputs = (pixels - space.mean) / space.std
+        return space
+
     def to_pixel(self, inputs: Tensor) -> Tensor:
         """Normalised ``(N, C, H, W)`` -> pixel values (not clipped)."""
         return inputs * self.std + self.mean

@@ -1,6 +1,6 @@
 """Clean and adversarial evaluation in one pass over the test set."""
 import copy
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from mmengine.dist import is_main_process
@@ -80,19 +80,29 @@ class RobustTestLoop(TestLoop):
 
     Args:
         attacks: ``{name: attack config}``, e.g. ``dict(cls_pgd=dict(
-            type='PGDAttack', task='cls', eps=8, steps=20))``.
-        sweep: optional kwargs of :func:`expand_sweep` adding the eps and
-            steps sweeps of cls- and loc-PGD.
+            type='PGDAttack', task='cls', eps=8, steps=20))``; an attack
+            set to ``None`` (``--cfg-options test_cfg.attacks.dag=None``) is
+            skipped.
+        sweep: adds the eps and steps sweeps of cls- and loc-PGD:
+            ``True`` for the paper's (``--cfg-options test_cfg.sweep=True``)
+            or a dict of :func:`expand_sweep` arguments.
         report_name: file stem of the report in the work dir.
     """
 
     def __init__(self, runner, dataloader, evaluator,
-                 attacks: Optional[dict] = None, sweep: Optional[dict] = None,
+                 attacks: Optional[dict] = None,
+                 sweep: Union[bool, dict, None] = None,
                  report_name: str = 'robustness', fp16: bool = False) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
-        attack_cfgs = dict(attacks or {})
-        if sweep is not None:
+        attack_cfgs = {name: cfg for name, cfg in (attacks or {}).items()
+                       if cfg is not None}
+        if sweep is True:
+            sweep = {}
+        if isinstance(sweep, dict):
             attack_cfgs.update(expand_sweep(**sweep))
+        elif sweep not in (None, False):
+            raise TypeError(f'sweep must be True, False or a dict of '
+                            f'expand_sweep arguments, got {sweep!r}')
         if 'clean' in attack_cfgs:
             raise ValueError("'clean' is reserved for the unattacked inputs")
         self.attack_cfgs = attack_cfgs

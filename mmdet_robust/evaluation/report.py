@@ -27,6 +27,7 @@ def atomic_write(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, 'w') as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates it private
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -49,9 +49,12 @@ def _data_options(data_root: Optional[str]) -> List[str]:
                            'test_dataloader')]
 
 
-def _run_tool(tool: str, args: Sequence[str], log_path: str) -> None:
+def _run_tool(tool: str, args: Sequence[str], options: Sequence[str],
+              log_path: str) -> None:
     """Run an MMDetection tool; its log streams to the console and a file."""
     cmd = [sys.executable, osp.join(MMDET_TOOLS, tool), *args]
+    if options:
+        cmd += ['--cfg-options', *options]
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
@@ -81,12 +84,14 @@ class Demo:
         self.args = args
         self.work_dir = osp.abspath(args.work_dir)
         os.makedirs(self.work_dir, exist_ok=True)
-        self.timings: Dict[str, float] = {}
+        # wall time of each stage when it last ran (kept across re-runs)
+        self.timings_path = osp.join(self.work_dir, 'timings.json')
+        self.timings: Dict[str, float] = json.load(open(
+            self.timings_path)) if osp.isfile(self.timings_path) else {}
 
     def stage(self, name: str, fn: Callable, done: Callable[[], bool]):
         if done():
             print(f'[demo] {name}: done before, reused', flush=True)
-            self.timings.setdefault(name, 0.)
             return
         print(f'[demo] {name} ...', flush=True)
         start = time.time()
@@ -98,6 +103,8 @@ class Demo:
             raise SystemExit(f'[demo] stage {name!r} failed: '
                              f'{type(err).__name__}: {err}') from err
         self.timings[name] = round(time.time() - start, 1)
+        with open(self.timings_path, 'w') as f:
+            json.dump(self.timings, f)
         print(f'[demo] {name}: {self.timings[name]:.0f} s', flush=True)
 
     def train(self, model: str) -> None:
@@ -107,8 +114,7 @@ class Demo:
         if model == 'mtd':
             options += MTD_OPTIONS
         self.stage(f'train_{model}', lambda: _run_tool(
-            'train.py', [args.config, '--work-dir', work_dir,
-                         '--cfg-options', *options],
+            'train.py', [args.config, '--work-dir', work_dir], options,
             osp.join(self.work_dir, f'train_{model}.log')),
             lambda: _checkpoint(work_dir) is not None)
 
@@ -118,13 +124,13 @@ class Demo:
         report = osp.join(work_dir, 'robustness.json')
         options = _data_options(args.data_root) + [
             f'test_dataloader.dataset.indices={args.eval_images}',
-            'test_cfg.sweep={}'] + list(args.eval_options)
+            'test_cfg.sweep=True'] + list(args.eval_options)
 
         def run():
             _run_tool('test.py', [
                 args.eval_config, _checkpoint(work_dir), '--work-dir',
-                work_dir, '--cfg-options', *options
-            ], osp.join(self.work_dir, f'eval_{model}.log'))
+                work_dir
+            ], options, osp.join(self.work_dir, f'eval_{model}.log'))
 
         def done():
             ckpt = _checkpoint(work_dir)

@@ -1,0 +1,97 @@
+"""Transfer attacks (paper sec. 5.7, Table 5; ATTACKS.md sec. 4)."""
+import copy
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.runner.checkpoint import load_checkpoint
+from torch import Tensor
+
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import scale_boxes
+from .base import DetectorAttack
+from .pixel_space import PixelSpace, project
+
+
+def _resize(x: Tensor, size: Tuple[int, int]) -> Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+
+@MODELS.register_module()
+class TransferAttack(DetectorAttack):
+    """Adversarial images made on a *source* model, evaluated on the target.
+
+    The target's clean pixels are converted to the source's channel order
+    and (bilinearly, differentiable) resized to the source's input size; the
+    source attack (any attack config, e.g. ``dict(type='PGDAttack',
+    task='cls')``) runs there with the source's own preprocessing and GT
+    scaled to its input. Its perturbation is resized back (bilinear
+    interpolation is a convex combination, so ``||delta||_inf`` does not
+    grow) and projected onto the target's ``S_x``. Only the source model's
+    gradients are used; the target model is never run.
+
+    Args:
+        source_config: config file of the source model.
+        source_checkpoint: its checkpoint (loaded with ``weights_only``).
+        attack: the attack to run on the source.
+        source_input_size: ``(h, w)`` of the source's input; default: the
+            target's batch shape.
+    """
+
+    def __init__(self, source_config: str, source_checkpoint: Optional[str],
+                 attack: dict, source_input_size: Optional[Sequence[int]] = None,
+                 seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.source_config = source_config
+        self.source_checkpoint = source_checkpoint
+        self.attack = MODELS.build(copy.deepcopy(attack))
+        self.eps = self.attack.eps
+        self.source_input_size = tuple(source_input_size) \
+            if source_input_size else None
+        self._source = None
+
+    def source(self, device) -> torch.nn.Module:
+        if self._source is None:
+            cfg = Config.fromfile(self.source_config)
+            model = MODELS.build(cfg.model)
+            if self.source_checkpoint:
+                load_checkpoint(model, self.source_checkpoint,
+                                map_location='cpu', strict=True)
+            self._source = model.eval()
+        return self._source.to(device)
+
+    def perturb(self, detector, space: PixelSpace, x: Tensor,
+                data_samples: Sequence, generators: List[torch.Generator]
+                ) -> Tensor:
+        source = self.source(x.device)
+        src_dp = source.data_preprocessor
+        flip = getattr(src_dp, '_channel_conversion', False) != getattr(
+            detector.data_preprocessor, '_channel_conversion', False)
+        height, width = x.shape[-2:]
+        size = self.source_input_size or (height, width)
+        scale = (size[1] / width, size[0] / height)  # (w, h)
+
+        x_src = _resize(x.flip(1) if flip else x, size)
+        samples = []
+        for sample in data_samples:
+            s = sample.clone()
+            gt = copy.deepcopy(sample.gt_instances)
+            gt.bboxes = scale_boxes(gt.bboxes, scale)
+            s.gt_instances = gt
+            h, w = sample.img_shape[:2]
+            s.set_metainfo(dict(
+                img_shape=(round(h * scale[1]), round(w * scale[0])),
+                pad_shape=tuple(size), batch_input_shape=tuple(size)))
+            samples.append(s)
+        src_space = PixelSpace.from_pixels(src_dp, x_src, samples)
+        adv = self.attack(source, dict(inputs=src_space.inputs,
+                                       data_samples=samples))
+        self.last_stats.update(self.attack.last_stats)
+        delta = src_space.to_pixel(adv['inputs']) - x_src
+        delta = _resize(delta, (height, width))
+        if flip:
+            delta = delta.flip(1)
+        return project(x + delta * space.mask, x, self.eps)

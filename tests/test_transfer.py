@@ -1,0 +1,58 @@
+import copy
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+
+from conftest import TINY_STD, dataset_batch
+from mmdet.registry import MODELS
+from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
+from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
+
+
+@pytest.fixture
+def target_and_batch(trained_checkpoint):
+    """A different (untrained) target detector and a test batch for it."""
+    _, cfg = trained_checkpoint
+    init_default_scope('mmdet')
+    torch.manual_seed(1)
+    target = MODELS.build(copy.deepcopy(cfg.model)).eval()
+    data = target.data_preprocessor(dataset_batch(cfg, 'test', size=4),
+                                    False)
+    return target, dict(data, data_samples=gt_in_input_coords(
+        data['data_samples']))
+
+
+def _transfer(path, **kwargs):
+    return TransferAttack(
+        source_config=TINY_STD, source_checkpoint=path,
+        attack=dict(type='PGDAttack', task='cls', eps=8., steps=3), **kwargs)
+
+
+def test_uses_the_source_gradients_only(trained_checkpoint, detector,
+                                        target_and_batch):
+    path, _ = trained_checkpoint
+    target, batch = target_and_batch
+    calls = []
+    target.register_forward_pre_hook(lambda *a: calls.append(1))
+    for m in target.modules():
+        m.register_forward_pre_hook(lambda *a: calls.append(1))
+    adv = _transfer(path)(target, batch)
+    assert not calls  # the target model never ran
+    # same preprocessing and size: exactly the source's own PGD example
+    detector.eval()
+    direct = PGDAttack(task='cls', eps=8., steps=3)(detector, batch)
+    assert torch.allclose(adv['inputs'], direct['inputs'], atol=1e-4)
+
+
+def test_resized_source_stays_in_the_target_ball(trained_checkpoint,
+                                                 target_and_batch):
+    path, _ = trained_checkpoint
+    target, batch = target_and_batch
+    adv = _transfer(path, source_input_size=(128, 112))(target, batch)
+    space = PixelSpace(target.data_preprocessor, batch['inputs'],
+                       batch['data_samples'])
+    delta = space.to_pixel(adv['inputs']) - space.clean_pixels()
+    assert 1. < delta.abs().max() <= 8. + 1e-3
+    pixels = space.to_pixel(adv['inputs'])
+    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3
