@@ -8,7 +8,6 @@ import copy
 import os.path as osp
 
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope

@@ -1,6 +1,5 @@
 import json
 import math
-import os
 import os.path as osp
 import subprocess
 import sys

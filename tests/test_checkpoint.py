@@ -1,6 +1,5 @@
 import copy
 import os
-import os.path as osp
 
 import pytest
 import torch

@@ -52,6 +52,17 @@ def gt_in_input_coords(data_samples: Sequence) -> list:
     return scaled
 
 
+def predict_preprocessed(model, inputs, data_samples: Sequence,
+                         fp16: bool = False) -> list:
+    """``model.test_step`` on an already preprocessed (clean or adversarial)
+    batch; predictions go to copies of ``data_samples``."""
+    detector = unwrap(model)
+    data = dict(inputs=inputs, data_samples=[s.clone() for s in data_samples])
+    with torch.no_grad(), autocast(enabled=fp16), \
+            preprocessed(detector.data_preprocessor):
+        return model.test_step(data)
+
+
 def check_annotations(data_samples: Sequence) -> None:
     """Attacks maximise losses against GT boxes: the test set needs them."""
     for sample in data_samples:
@@ -140,24 +151,21 @@ class RobustTestLoop(TestLoop):
             check_annotations(data_batch['data_samples'])
         model = self.runner.model
         detector = unwrap(model)
-        with torch.no_grad(), autocast(enabled=self.fp16):
-            outputs = model.test_step(data_batch)
+        with torch.no_grad():
+            data = detector.data_preprocessor(data_batch, False)
+        outputs = predict_preprocessed(model, data['inputs'],
+                                       data['data_samples'], self.fp16)
         self.evaluator.process(data_samples=outputs, data_batch=data_batch)
         if self.attacks:
-            with torch.no_grad():
-                data = detector.data_preprocessor(data_batch, False)
             to_attack = dict(data, data_samples=gt_in_input_coords(
                 data['data_samples']))
-            for name, attack in self.attacks.items():
-                with autocast(enabled=self.fp16):
-                    adv = attack(detector, to_attack)
-                adv = dict(inputs=adv['inputs'], data_samples=[
-                    s.clone() for s in data['data_samples']])
-                with torch.no_grad(), autocast(enabled=self.fp16), \
-                        preprocessed(detector.data_preprocessor):
-                    adv_outputs = model.test_step(adv)
-                self.evaluators[name].process(
-                    data_samples=adv_outputs, data_batch=data_batch)
+        for name, attack in self.attacks.items():
+            with autocast(enabled=self.fp16):
+                adv = attack(detector, to_attack)
+            adv_outputs = predict_preprocessed(
+                model, adv['inputs'], data['data_samples'], self.fp16)
+            self.evaluators[name].process(
+                data_samples=adv_outputs, data_batch=data_batch)
         self.runner.call_hook(
             'after_test_iter', batch_idx=idx, data_batch=data_batch,
             outputs=outputs)

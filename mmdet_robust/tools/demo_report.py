@@ -6,7 +6,6 @@ import time
 from typing import Dict
 
 import numpy as np
-import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
@@ -14,8 +13,8 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS, MODELS
 from mmdet.visualization import DetLocalVisualizer
 from mmdet_robust.checkpoint import safe_torch_load
-from mmdet_robust.engine.loops import preprocessed
-from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
+from mmdet_robust.engine.robust_test_loop import (gt_in_input_coords,
+                                                  predict_preprocessed)
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.plot_sweep import plot_sweeps, sweep_curves
 
@@ -88,10 +87,8 @@ def detections_figure(eval_config: str, checkpoints: Dict[str, str],
         for col, attack_name in enumerate(FIGURE_ATTACKS):
             inputs = data['inputs'] if attack_name == 'clean' else \
                 attacks[attack_name](model, to_attack)['inputs']
-            with torch.no_grad(), preprocessed(model.data_preprocessor):
-                result = model.test_step(dict(
-                    inputs=inputs,
-                    data_samples=[s.clone() for s in data['data_samples']]))
+            result = predict_preprocessed(model, inputs,
+                                          data['data_samples'])
             # show the network input the attack produced, in pixels
             std = model.data_preprocessor.std.view(-1, 1, 1)
             mean = model.data_preprocessor.mean.view(-1, 1, 1)
