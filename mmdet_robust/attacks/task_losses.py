@@ -2,15 +2,17 @@
 
 Paper Eq. (3): ``L = loss_cls(f(x), {y_k}) + loss_loc(f(x), {b_k})``. The two
 terms are computed through MMDetection's own head code (``extract_feat`` ->
-``bbox_head`` -> ``loss_by_feat``), one image at a time so that MTD can pick
-its example per image (Algorithm 1). Images without GT boxes have nothing to
-attack: their losses are zero (with a zero gradient).
+``bbox_head`` -> ``loss_by_feat``), per image so that MTD can pick its
+example per image (Algorithm 1): one ``loss_by_feat`` call per image, or one
+batched call for SSD, whose loss terms are already per image. Images without
+GT boxes have nothing to attack: their losses are zero (zero gradient).
 """
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from mmdet.models.dense_heads import SSDHead
 from mmdet.models.utils import unpack_gt_instances
 
 # Head class name -> (classification loss keys, localisation loss keys).
@@ -122,6 +124,8 @@ class TaskLosses:
         head = self.detector.bbox_head
         outs = head(self.detector.extract_feat(inputs))
         gts, gts_ignore, metas = unpack_gt_instances(data_samples)
+        if isinstance(head, SSDHead):
+            return self._ssd_losses(head, outs, gts, metas, gts_ignore)
         # keeps the graph (zero gradient) for images without GT
         zero = sum(_total(o) for o in outs if o is not None) * 0.
         cls, loc = [], []
@@ -136,4 +140,21 @@ class TaskLosses:
             cls.append(c)
             loc.append(l)
         cls, loc = torch.stack(cls), torch.stack(loc)
+        return dict(cls=cls, loc=loc, con=cls + loc)
+
+    def _ssd_losses(self, head, outs, gts, metas, gts_ignore):
+        """SSDHead's ``loss_by_feat`` already returns one term per image
+        (each normalised by the batch's positive count, a positive factor
+        per image that changes neither gradient signs nor MTD's per-image
+        choice), so one batched call serves: no per-image target assignment.
+        """
+        losses = head.loss_by_feat(*outs, gts, metas, gts_ignore)
+        keys = set(losses)
+        if keys != set(self.cls_keys) | set(self.loc_keys):
+            self._split(losses)  # raises the error naming the keys
+
+        def per_image(keys):
+            return sum(torch.stack([v.reshape(()) for v in losses[k]])
+                       for k in keys)
+        cls, loc = per_image(self.cls_keys), per_image(self.loc_keys)
         return dict(cls=cls, loc=loc, con=cls + loc)

@@ -1,0 +1,254 @@
+"""Cost of adversarial training and robust evaluation, measured in one run.
+
+    python benchmarks/bench_adv.py configs/tiny_ssd_std_shapes.py --batch 16
+    python benchmarks/bench_adv.py configs/ssd300_vgg16_std_voc.py --batch 2
+    python benchmarks/bench_adv.py configs/yolov3_d53_std_voc.py --batch 32  # GPU
+
+On the same model (random init) and the same synthetic batch:
+
+* median time per training iteration of STD, CLS, LOC, CON and MTD
+  (``AdvTrainingLoop``'s step: attack, then the model's ``train_step``) and
+  the ratio to STD. Cost model (forward = 1, full backward = 2, input-only
+  backward ~1): STD 3; CLS/LOC/CON 3 + 2 = 5 (1.7x); MTD 3 + 3 (one forward
+  shared by the cls and loc gradients) + 2 (selection forwards) = 8 (2.7x);
+* peak memory per mode: CPU peak RSS of a fresh subprocess that runs only
+  that mode (minus its RSS before the first iteration), or
+  ``torch.cuda.max_memory_allocated`` on a GPU;
+* PGD-k evaluation throughput (images/s) against k bare passes of forward +
+  input gradient of the same loss, the lower bound of any k-step attack.
+
+Prints a table and writes JSON. GPU timings use ``torch.cuda.synchronize``.
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
+
+import mmdet_robust  # noqa: F401
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet_robust.attacks import PGDAttack, TaskDomainAttacker, TaskLosses
+from mmdet_robust.attacks.base import attack_mode
+from mmdet_robust.engine.loops import preprocessed
+
+DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
+
+
+def synthetic_batch(batch: int, size: int, num_classes: int, seed: int = 0):
+    """Raw batch as a dataloader gives it: uint8 images and GT samples."""
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for i in range(batch):
+        inputs.append(torch.randint(0, 256, (3, size, size), generator=g,
+                                    dtype=torch.uint8))
+        n = 3
+        xy = torch.rand(n, 2, generator=g) * size * 0.6
+        wh = torch.rand(n, 2, generator=g) * size * 0.3 + size * 0.1
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(size, size), ori_shape=(size, size),
+            scale_factor=(1., 1.), img_path=f'synthetic_{i}.jpg'))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, (xy + wh).clamp(max=size - 1)], 1),
+            labels=torch.randint(0, num_classes, (n, ), generator=g))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def sync(device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def timed(fn, iters: int, warmup: int, device) -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class Bench:
+
+    def __init__(self, args) -> None:
+        init_default_scope('mmdet')
+        cfg = Config.fromfile(args.config)
+        self.device = torch.device(
+            'cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
+        self.model = MODELS.build(cfg.model).to(self.device)
+        self.model.init_weights()
+        if args.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        optim = copy.deepcopy(cfg.optim_wrapper)
+        if args.amp and self.device.type == 'cuda':
+            optim.type = 'AmpOptimWrapper'
+        self.optim_wrapper = build_optim_wrapper(self.model, optim)
+        num_classes = cfg.model.bbox_head.num_classes
+        self.raw = synthetic_batch(args.batch, args.size, num_classes)
+        self.args = args
+
+    def train_step(self, domain: str):
+        attacker = TaskDomainAttacker(domain=domain, eps=8.)
+        model, dp = self.model, self.model.data_preprocessor
+
+        def step():
+            data = dp(copy.deepcopy(self.raw), True)
+            with self.optim_wrapper.optim_context(model):
+                data = attacker(model, data)
+            with preprocessed(dp):
+                model.train_step(data, optim_wrapper=self.optim_wrapper)
+        return step
+
+    def train_times(self) -> dict:
+        self.model.train()
+        return {d: timed(self.train_step(d), self.args.iters,
+                         self.args.warmup, self.device) for d in DOMAINS}
+
+    def peak_memory(self, domain: str) -> float:
+        """MiB used by ``domain``'s training iterations."""
+        if self.device.type == 'cuda':
+            step = self.train_step(domain)
+            step()
+            sync(self.device)
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            step()
+            sync(self.device)
+            return (torch.cuda.max_memory_allocated() - base) / 2**20
+        # a fresh process: peak RSS is per process, and fork would inherit
+        # torch's thread pools
+        cmd = [sys.executable, __file__, *self.argv, '--memory-only', domain]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    def pgd_eval(self) -> dict:
+        """images/s of PGD-k vs k bare forward + input-gradient passes."""
+        self.model.eval()
+        data = self.model.data_preprocessor(copy.deepcopy(self.raw), False)
+        losses = TaskLosses(self.model)
+        k, n = self.args.pgd_steps, self.args.batch
+        attack = PGDAttack(task='cls', eps=8., steps=k)
+
+        def bare():
+            x = data['inputs']
+            with attack_mode(self.model), torch.enable_grad():
+                for _ in range(k):
+                    x = x.detach().requires_grad_(True)
+                    loss = losses(x, data['data_samples'])['cls'].sum()
+                    torch.autograd.grad(loss, x)
+
+        t_pgd = timed(lambda: attack(self.model, data), self.args.iters,
+                      1, self.device)
+        t_bare = timed(bare, self.args.iters, 1, self.device)
+        return dict(steps=k, pgd_images_per_s=n / t_pgd,
+                    bare_images_per_s=n / t_bare, ratio=t_pgd / t_bare)
+
+
+def _rss_mib() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def peak_rss_of(bench: Bench, domain: str) -> float:
+    """MiB of RSS above the pre-step level at the peak of two training
+    iterations of ``domain`` (RSS sampled every millisecond)."""
+    bench.model.train()
+    step = bench.train_step(domain)
+    before = peak = _rss_mib()
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mib())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    step()
+    step()
+    done.set()
+    sampler.join()
+    return peak - before
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--size', type=int, default=None,
+                        help='input side in pixels (default: from config)')
+    parser.add_argument('--iters', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--pgd-steps', type=int, default=20)
+    parser.add_argument('--cpu', action='store_true')
+    parser.add_argument('--amp', action='store_true')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--out', default=None, help='JSON file')
+    parser.add_argument('--memory-only', choices=DOMAINS,
+                        help=argparse.SUPPRESS)  # internal: one CPU probe
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    if args.size is None:
+        cfg = Config.fromfile(args.config)
+        scale = [t['scale'] for t in cfg.test_dataloader.dataset.pipeline
+                 if t['type'] == 'Resize'][0]
+        args.size = max(scale) if 'yolo' not in args.config else 416
+    torch.manual_seed(0)
+    bench = Bench(args)
+    bench.argv = argv
+    if args.memory_only:
+        print(peak_rss_of(bench, args.memory_only))
+        return
+    times = bench.train_times()
+    memory = {d: bench.peak_memory(d) for d in ('std', 'cls', 'mtd')}
+    pgd = bench.pgd_eval()
+    result = dict(
+        config=args.config, device=str(bench.device),
+        device_name=torch.cuda.get_device_name() if bench.device.type ==
+        'cuda' else 'cpu', threads=torch.get_num_threads(),
+        batch=args.batch, size=args.size, amp=args.amp,
+        channels_last=args.channels_last,
+        train_s_per_iter=times,
+        ratio_to_std={d: times[d] / times['std'] for d in DOMAINS},
+        peak_memory_mib=memory,
+        memory_ratio_to_std={d: memory[d] / memory['std'] for d in memory},
+        pgd_eval=pgd, command=' '.join(['python'] + sys.argv))
+    print(f"\n{args.config}  batch {args.batch}  {args.size}px  "
+          f"{result['device_name']}  threads {result['threads']}")
+    print('| mode | s / iter | x STD | peak MiB | mem x STD |')
+    print('|---|---|---|---|---|')
+    for d in DOMAINS:
+        mem = f'{memory[d]:.0f} | {memory[d] / memory["std"]:.2f}' \
+            if d in memory else '- | -'
+        print(f'| {d.upper()} | {times[d]:.3f} | '
+              f'{times[d] / times["std"]:.2f} | {mem} |')
+    print(f"PGD-{pgd['steps']} eval: {pgd['pgd_images_per_s']:.1f} img/s vs "
+          f"{pgd['bare_images_per_s']:.1f} img/s for {pgd['steps']} bare "
+          f"passes: {pgd['ratio']:.2f}x")
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'written to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
