@@ -1,0 +1,25 @@
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_bench_adv_reports_every_mode(tmp_path):
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'benchmarks', 'bench_adv.py'),
+         osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py'), '--batch', '2',
+         '--iters', '1', '--warmup', '1', '--pgd-steps', '2', '--out',
+         str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.load(open(out))
+    assert set(result['ratio_to_std']) == {'std', 'cls', 'loc', 'con', 'mtd'}
+    assert result['ratio_to_std']['std'] == 1.
+    assert result['ratio_to_std']['mtd'] > result['ratio_to_std']['cls'] > 1
+    assert all(v > 0 for v in result['peak_memory_mib'].values())
+    assert '| MTD |' in proc.stdout and 'PGD-2 eval' in proc.stdout
