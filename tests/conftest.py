@@ -5,6 +5,7 @@ nms, mmengine's Runner. The detector and images are small so the suite runs
 on 2 CPU cores.
 """
 import copy
+import os
 import os.path as osp
 
 import pytest
@@ -29,6 +30,17 @@ def shapes_root(tmp_path_factory):
     make_shapes(str(root), num_train=64, num_test=16, seed=3,
                 empty_prob=0.15)
     return str(root / 'VOCdevkit') + '/'
+
+
+@pytest.fixture(scope='session')
+def voc_tree(tmp_path_factory):
+    """A VOC 07+12-shaped tree with VOC class names (VOC2012 links to the
+    generated VOC2007) at 320 px, for the real-data configs."""
+    root = tmp_path_factory.mktemp('voc')
+    devkit = make_shapes(str(root), num_train=4, num_test=2, size=320,
+                         class_names=('aeroplane', 'bicycle', 'bird', 'boat'))
+    os.symlink(osp.join(devkit, 'VOC2007'), osp.join(devkit, 'VOC2012'))
+    return devkit + '/'
 
 
 def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:

@@ -1,7 +1,6 @@
 """The paper's real-data configs build, and MTD training starts on a
 VOC-format tree at the configs' real input sizes (generated, not VOC)."""
 import glob
-import os
 import os.path as osp
 
 import pytest
@@ -11,7 +10,6 @@ from mmengine.runner import Runner
 
 from conftest import REPO
 from mmdet.registry import MODELS
-from mmdet_robust.datasets.make_shapes import make_shapes
 
 CONFIGS = sorted(
     osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '*.py'))
@@ -48,16 +46,6 @@ def test_config_builds(config):
         assert cfg.train_cfg.attacker.eps == 8.
     if 'ssd300' in config:
         assert cfg.model.backbone.type == 'SSDVGGBN'
-
-
-@pytest.fixture(scope='module')
-def voc_tree(tmp_path_factory):
-    """A VOC 07+12-shaped tree (VOC2012 links to the generated VOC2007)."""
-    root = tmp_path_factory.mktemp('voc')
-    devkit = make_shapes(str(root), num_train=4, num_test=2, size=320,
-                         class_names=('aeroplane', 'bicycle', 'bird', 'boat'))
-    os.symlink(osp.join(devkit, 'VOC2007'), osp.join(devkit, 'VOC2012'))
-    return devkit + '/'
 
 
 @pytest.mark.slow

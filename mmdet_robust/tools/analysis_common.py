@@ -1,0 +1,72 @@
+"""What the sec. 4.1 analysis tools share: a detector from its config and
+checkpoint, a test batch with GT in input coordinates, and the output dir."""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import load_checkpoint
+
+import mmdet_robust  # noqa: F401  (registers modules, safe loading)
+from mmdet.registry import DATASETS, MODELS
+from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
+from mmdet_robust.evaluation.report import atomic_write
+
+
+def analysis_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='omit for random weights')
+    parser.add_argument('--work-dir', default='work_dirs/analysis')
+    parser.add_argument('--data-root', default=None)
+    parser.add_argument('--num-images', type=int, default=16)
+    parser.add_argument('--eps', type=float, default=8.)
+    return parser
+
+
+def load_detector(config: str, checkpoint: Optional[str]):
+    """(eval-mode detector, config)."""
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(config)
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    else:
+        model.init_weights()
+    return model.eval(), cfg
+
+
+def test_batch(model, cfg, num_images: int, data_root: Optional[str] = None,
+               skip_empty: bool = True) -> dict:
+    """Preprocessed test images with GT boxes scaled to the input."""
+    loader = copy.deepcopy(cfg.test_dataloader.dataset)
+    if data_root:
+        loader.data_root = data_root
+    dataset = DATASETS.build(loader)
+    indices = [i for i in range(len(dataset))
+               if not skip_empty or dataset.get_data_info(i)['instances']]
+    raw = pseudo_collate([dataset[i] for i in indices[:num_images]])
+    with torch.no_grad():
+        data = model.data_preprocessor(raw, False)
+    return dict(data, data_samples=gt_in_input_coords(data['data_samples']))
+
+
+def write_json(work_dir: str, name: str, payload: dict) -> str:
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, f'{name}.json')
+    atomic_write(path, json.dumps(payload, indent=2))
+    return path
+
+
+def parse(parser: argparse.ArgumentParser,
+          argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    return args

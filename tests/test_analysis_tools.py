@@ -1,0 +1,88 @@
+import json
+
+import pytest
+import torch
+
+from conftest import TINY_STD
+from mmdet_robust.tools import task_domains, task_gradients, task_interaction
+from mmdet_robust.tools.task_interaction import candidate_metrics
+
+
+def test_candidate_metrics_on_a_hand_made_case():
+    priors = torch.tensor([[0., 0., 10., 10.],     # IoU 1 with GT 0
+                           [1., 1., 11., 11.],     # IoU 0.68 with GT 0
+                           [50., 50., 60., 60.],   # IoU 1 with GT 1
+                           [30., 30., 35., 35.]])  # no GT: not a candidate
+    gt_boxes = torch.tensor([[0., 0., 10., 10.], [50., 50., 60., 60.]])
+    gt_labels = torch.tensor([2, 0])
+    logits = torch.tensor([[0., 0., 5.],   # predicts 2: correct
+                           [5., 0., 0.],   # predicts 0: wrong (GT 2)
+                           [0., 5., 0.],   # predicts 1: wrong (GT 0)
+                           [5., 0., 0.]])
+    boxes = torch.tensor([[0., 0., 10., 10.],    # IoU 1
+                          [0., 0., 10., 5.],     # IoU 0.5
+                          [50., 50., 55., 60.],  # IoU 0.5
+                          [0., 0., 1., 1.]])
+    m = candidate_metrics(logits, boxes, priors, gt_boxes, gt_labels)
+    assert m['count'] == 3
+    assert m['correct'] == 1
+    assert m['iou_sum'] == pytest.approx(2.0)
+    empty = candidate_metrics(logits, boxes, priors, gt_boxes[:0],
+                              gt_labels[:0])
+    assert empty['count'] == 0
+
+
+def test_cosine_of_identical_and_opposite_gradients():
+    g = torch.randn(2, 3, 8, 8)
+    assert task_gradients.cosine(g, g) == pytest.approx(1.0)
+    assert task_gradients.cosine(g, -g) == pytest.approx(-1.0)
+    assert task_gradients.cosine(g, 3 * g) == pytest.approx(1.0)
+
+
+def _args(trained_checkpoint, shapes_root, tmp_path):
+    path, _ = trained_checkpoint
+    return [TINY_STD, path, '--work-dir', str(tmp_path), '--data-root',
+            shapes_root, '--num-images', '4']
+
+
+def test_task_interaction_tool(trained_checkpoint, shapes_root, tmp_path):
+    task_interaction.main(_args(trained_checkpoint, shapes_root, tmp_path))
+    out = json.load(open(tmp_path / 'task_interaction.json'))['results']
+    assert set(out) == {'clean', 'loss_cls', 'loss_loc'}
+    assert out['clean']['candidates'] > 0
+    # each task's attack hurts its own task (cross-task effects are
+    # reported, not asserted, on this weak fixture model)
+    assert out['loss_cls']['cls_accuracy'] < out['clean']['cls_accuracy']
+    assert out['loss_loc']['mean_iou'] < out['clean']['mean_iou']
+    assert (tmp_path / 'task_interaction.png').stat().st_size > 5000
+
+
+def test_task_gradients_tool(trained_checkpoint, shapes_root, tmp_path):
+    task_gradients.main(_args(trained_checkpoint, shapes_root, tmp_path))
+    out = json.load(open(tmp_path / 'task_gradients.json'))
+    assert -1 <= out['cosine'] <= 1 and out['norm_ratio_cls_over_loc'] > 0
+    assert len(out['cosine_per_image']) == 4
+    assert (tmp_path / 'task_gradients.png').stat().st_size > 5000
+
+
+def test_task_domains_tool(trained_checkpoint, shapes_root, tmp_path):
+    task_domains.main(_args(trained_checkpoint, shapes_root, tmp_path) +
+                      ['--starts', '8'])
+    out = json.load(open(tmp_path / 'task_domains.json'))
+    d = out['mean_l2_distance_pixels']
+    assert d['within_cls'] > 0 and d['within_loc'] > 0 and d['across'] > 0
+    assert (tmp_path / 'task_domains.png').stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_tools_run_on_the_real_ssd300_config(voc_tree, tmp_path):
+    """Random weights, a generated VOC-named tree, the paper's SSD300."""
+    from conftest import REPO
+    args = [f'{REPO}/configs/ssd300_vgg16_std_voc.py', '--work-dir',
+            str(tmp_path), '--data-root', voc_tree, '--num-images', '2']
+    task_interaction.main(args)
+    task_gradients.main(args)
+    task_domains.main(args + ['--starts', '4'])
+    for name in ('task_interaction', 'task_gradients', 'task_domains'):
+        assert (tmp_path / f'{name}.json').is_file()
+        assert (tmp_path / f'{name}.png').stat().st_size > 5000
