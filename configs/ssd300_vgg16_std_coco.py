@@ -16,6 +16,7 @@ train_cfg = dict(
     _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
     val_interval=20000)
 optim_wrapper = dict(
+    type='FiniteLossOptimWrapper',  # a NaN/inf loss skips its update
     optimizer=dict(type='SGD', lr=1e-2, momentum=0.9, weight_decay=5e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,

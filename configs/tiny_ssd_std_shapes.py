@@ -14,7 +14,7 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='FiniteLossOptimWrapper',  # a NaN/inf loss skips its update
     optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4),
     clip_grad=dict(max_norm=35, norm_type=2))
 param_scheduler = [

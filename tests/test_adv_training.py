@@ -149,3 +149,19 @@ def test_custom_imports_in_a_plain_mmdet_config(tmp_path, shapes_root):
     from mmdet_robust.attacks import TaskLosses
     assert TaskLosses(model).cls_keys == ('loss_cls', )
     assert cfg.train_cfg.max_epochs == 12  # merged with the base schedule
+
+
+def test_non_finite_loss_skips_the_update():
+    from mmengine.optim import build_optim_wrapper
+    model = torch.nn.Linear(3, 1)
+    wrapper = build_optim_wrapper(model, dict(
+        type='FiniteLossOptimWrapper',
+        optimizer=dict(type='SGD', lr=0.1)))
+    before = model.weight.detach().clone()
+    x = torch.ones(2, 3)
+    wrapper.update_params(model(x).sum() * float('nan'))
+    assert torch.equal(model.weight, before)  # skipped, weights finite
+    assert wrapper.skipped == 1 and model.weight.grad is None
+    wrapper.update_params(model(x).sum())
+    assert not torch.equal(model.weight, before)  # finite: updated
+    assert torch.isfinite(model.weight).all()

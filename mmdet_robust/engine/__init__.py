@@ -1,9 +1,10 @@
 from .hooks import AdvTrainingHook
+from .optim_wrapper import FiniteLossOptimWrapper
 from .loops import (AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop,
                     build_adv_training_loop)
 from .robust_test_loop import RobustTestLoop, expand_sweep
 
 __all__ = [
-    'AdvEpochBasedTrainLoop', 'AdvIterBasedTrainLoop', 'AdvTrainingHook',
+    'FiniteLossOptimWrapper', 'AdvEpochBasedTrainLoop', 'AdvIterBasedTrainLoop', 'AdvTrainingHook',
     'RobustTestLoop', 'build_adv_training_loop', 'expand_sweep'
 ]
