@@ -20,6 +20,7 @@ def test_bench_adv_reports_every_mode(tmp_path):
     result = json.load(open(out))
     assert set(result['ratio_to_std']) == {'std', 'cls', 'loc', 'con', 'mtd'}
     assert result['ratio_to_std']['std'] == 1.
-    assert result['ratio_to_std']['mtd'] > result['ratio_to_std']['cls'] > 1
+    # structure only: timings belong to the benchmark, not to tests
+    assert all(t > 0 for t in result['train_s_per_iter'].values())
     assert all(v > 0 for v in result['peak_memory_mib'].values())
     assert '| MTD |' in proc.stdout and 'PGD-2 eval' in proc.stdout
