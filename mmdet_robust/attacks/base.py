@@ -1,13 +1,17 @@
 """What every attack shares: the call contract, the model state it must not
 touch, per-image seeding, and the one sign-gradient PGD loop."""
+import copy
 import zlib
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterable, List, Sequence
+from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple)
 
 import torch
 from mmengine.model import is_model_wrapper
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdet.structures.bbox import scale_boxes
 
 from .pixel_space import PixelSpace, project
 
@@ -65,6 +69,28 @@ def image_generators(data_samples: Sequence, device, seed: int,
         g.manual_seed(sample_seed(sample, seed, salt))
         gens.append(g)
     return gens
+
+
+def gt_in_input_coords(data_samples: Sequence,
+                       scale: Optional[Tuple[float, float]] = None) -> list:
+    """Copies of the samples with GT boxes scaled to the network input.
+
+    At test time ``LoadAnnotations`` runs after ``Resize``, so GT boxes are
+    in original-image coordinates (what the metric reads). Attacks need them
+    where the network sees them; the metric's samples are left untouched.
+    ``scale`` (w, h) replaces each sample's own ``scale_factor``.
+    """
+    scaled = []
+    for sample in data_samples:
+        copy_ = sample.clone()  # shallow: instances are copied below
+        for key in ('gt_instances', 'ignored_instances'):
+            if key in sample:
+                instances = copy.deepcopy(sample.get(key))
+                instances.bboxes = scale_boxes(
+                    instances.bboxes, scale or sample.scale_factor)
+                setattr(copy_, key, instances)
+        scaled.append(copy_)
+    return scaled
 
 
 def check_budget(name: str, value: float, low: float = 0.,

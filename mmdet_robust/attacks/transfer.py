@@ -9,8 +9,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import scale_boxes
-from .base import DetectorAttack
+from .base import DetectorAttack, gt_in_input_coords
 from .pixel_space import PixelSpace, project
 
 
@@ -75,17 +74,12 @@ class TransferAttack(DetectorAttack):
         scale = (size[1] / width, size[0] / height)  # (w, h)
 
         x_src = _resize(x.flip(1) if flip else x, size)
-        samples = []
-        for sample in data_samples:
-            s = sample.clone()
-            gt = copy.deepcopy(sample.gt_instances)
-            gt.bboxes = scale_boxes(gt.bboxes, scale)
-            s.gt_instances = gt
-            h, w = sample.img_shape[:2]
+        samples = gt_in_input_coords(data_samples, scale)
+        for s in samples:
+            h, w = s.img_shape[:2]
             s.set_metainfo(dict(
                 img_shape=(round(h * scale[1]), round(w * scale[0])),
                 pad_shape=tuple(size), batch_input_shape=tuple(size)))
-            samples.append(s)
         src_space = PixelSpace.from_pixels(src_dp, x_src, samples)
         adv = self.attack(source, dict(inputs=src_space.inputs,
                                        data_samples=samples))

@@ -8,8 +8,7 @@ from mmengine.logging import print_log
 from mmengine.runner import TestLoop, autocast
 
 from mmdet.registry import LOOPS, MODELS
-from mmdet.structures.bbox import scale_boxes
-from ..attacks.base import unwrap
+from ..attacks.base import gt_in_input_coords, unwrap
 from ..evaluation.report import RobustnessReport
 from .loops import preprocessed
 
@@ -30,26 +29,6 @@ def expand_sweep(tasks: Sequence[str] = ('cls', 'loc'),
             attacks[f'{task}_pgd_steps{k}'] = dict(
                 type='PGDAttack', task=task, eps=float(base_eps), steps=k)
     return attacks
-
-
-def gt_in_input_coords(data_samples: Sequence) -> list:
-    """Copies of the samples with GT boxes scaled to the network input.
-
-    At test time ``LoadAnnotations`` runs after ``Resize``, so GT boxes are
-    in original-image coordinates (what the metric reads). Attacks need them
-    where the network sees them; the metric's samples are left untouched.
-    """
-    scaled = []
-    for sample in data_samples:
-        copy_ = sample.clone()  # shallow: instances are copied below
-        for key in ('gt_instances', 'ignored_instances'):
-            if key in sample:
-                instances = copy.deepcopy(sample.get(key))
-                instances.bboxes = scale_boxes(instances.bboxes,
-                                               sample.scale_factor)
-                setattr(copy_, key, instances)
-        scaled.append(copy_)
-    return scaled
 
 
 def predict_preprocessed(model, inputs, data_samples: Sequence,
