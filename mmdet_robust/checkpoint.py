@@ -99,3 +99,40 @@ def load_from_http(filename, map_location=None, model_dir=None, **kwargs):
 CheckpointLoader.register_scheme('', load_from_local, force=True)
 CheckpointLoader.register_scheme(('http://', 'https://'), load_from_http,
                                  force=True)
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's weights do not fit the model being evaluated/resumed."""
+
+
+def check_state_dict_fits(model: torch.nn.Module, state_dict: dict,
+                          source: str = 'checkpoint', limit: int = 8) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``state_dict`` has every
+    parameter and buffer of ``model`` with the same shapes and nothing else.
+
+    mmengine loads with ``strict=False`` and only logs a warning, so a
+    checkpoint of another architecture would otherwise be evaluated with
+    partly random weights. The message names the missing, unexpected and
+    mis-shaped keys (at most ``limit`` of each).
+    """
+    own = model.state_dict()
+    theirs = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+    missing = [k for k in own if k not in theirs]
+    unexpected = [k for k in theirs if k not in own]
+    shapes = [f'{k}: checkpoint {tuple(theirs[k].shape)} vs model '
+              f'{tuple(v.shape)}' for k, v in own.items()
+              if k in theirs and hasattr(theirs[k], 'shape')
+              and tuple(theirs[k].shape) != tuple(v.shape)]
+    if not (missing or unexpected or shapes):
+        return
+
+    def listed(title, keys):
+        more = f' (+{len(keys) - limit} more)' if len(keys) > limit else ''
+        return f'\n  {title} ({len(keys)}): {", ".join(keys[:limit])}{more}'
+
+    raise CheckpointMismatchError(
+        f'{source} does not fit {type(model).__name__}: is it from another '
+        'architecture or config?' +
+        (listed('missing keys', missing) if missing else '') +
+        (listed('unexpected keys', unexpected) if unexpected else '') +
+        (listed('shape mismatches', shapes) if shapes else ''))

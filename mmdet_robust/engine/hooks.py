@@ -1,11 +1,14 @@
-"""Logging for adversarial training."""
+"""Hooks: logging for adversarial training, checkpoint fit and RNG state."""
+import random
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
 from ..attacks.base import attack_mode, unwrap
+from ..checkpoint import check_state_dict_fits
 
 
 @HOOKS.register_module()
@@ -50,3 +53,62 @@ class AdvTrainingHook(Hook):
             losses = detector(**data, mode='loss')
             loss, _ = detector.parse_losses(losses)
         return loss.item()
+
+
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Refuses a checkpoint whose weights do not fit the model.
+
+    mmengine loads ``load_from`` / ``--resume`` / ``mim test --checkpoint``
+    with ``strict=False`` and only warns; robust-evaluation numbers of a
+    half-loaded model would be meaningless. ``RobustTestLoop`` and a resumed
+    ``AdvTrainingLoop`` register this hook themselves; add it to
+    ``custom_hooks`` to check every load (fine-tuning from another head
+    then needs ``load_from`` without it).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('state_dict', checkpoint)
+        source = getattr(runner, '_load_from', None) or 'checkpoint'
+        check_state_dict_fits(unwrap(runner.model), state, source=source)
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Saves the Python, NumPy and torch RNG states in every checkpoint and
+    restores them on ``--resume``.
+
+    mmengine re-seeds a resumed run from the config seed, so random
+    augmentations and attack draws after a resume would differ from those
+    of an uninterrupted run. With this hook (and ``num_workers=0`` or
+    non-persistent workers, whose seeds mmengine derives from the config
+    seed) a run resumed at iteration N reaches the same parameters at N+K
+    as one that never stopped.
+    """
+
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint['rng_state'] = dict(
+            python=random.getstate(),
+            numpy=(kind, torch.from_numpy(keys.copy()), pos, has_gauss,
+                   gauss),
+            torch=torch.get_rng_state())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('rng_state')
+        if state is None or not getattr(runner, '_resume', False):
+            return
+        random.setstate(state['python'])
+        kind, keys, pos, has_gauss, gauss = state['numpy']
+        np.random.set_state((kind, keys.numpy(), pos, has_gauss, gauss))
+        torch.set_rng_state(state['torch'])
+
+
+def ensure_hook(runner, hook_type: type, **kwargs) -> None:
+    """Register ``hook_type(**kwargs)`` unless the config already has one."""
+    if not any(isinstance(h, hook_type) for h in runner.hooks):
+        runner.register_hook(hook_type(**kwargs))

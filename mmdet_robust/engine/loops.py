@@ -6,6 +6,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import unwrap
+from .hooks import CheckpointFitHook, RNGStateHook, ensure_hook
 
 
 @contextmanager
@@ -37,6 +38,14 @@ class AdversarialTrainStep:
     """
 
     attacker: object
+
+    def _setup(self, runner, attacker: Optional[dict]) -> None:
+        """Build the attacker; make checkpoints carry the RNG state and a
+        resumed run refuse a checkpoint of another architecture."""
+        self.attacker = self._build_attacker(attacker)
+        ensure_hook(runner, RNGStateHook)
+        if getattr(runner, '_resume', False):
+            ensure_hook(runner, CheckpointFitHook)
 
     def _build_attacker(self, attacker: Optional[dict]):
         if attacker is None:
@@ -71,7 +80,7 @@ class AdvEpochBasedTrainLoop(AdversarialTrainStep, EpochBasedTrainLoop):
     def __init__(self, runner, dataloader, max_epochs: int,
                  attacker: Optional[dict] = None, **kwargs) -> None:
         super().__init__(runner, dataloader, max_epochs, **kwargs)
-        self.attacker = self._build_attacker(attacker)
+        self._setup(runner, attacker)
 
     def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
         self.runner.call_hook(
@@ -91,7 +100,7 @@ class AdvIterBasedTrainLoop(AdversarialTrainStep, IterBasedTrainLoop):
     def __init__(self, runner, dataloader, max_iters: int,
                  attacker: Optional[dict] = None, **kwargs) -> None:
         super().__init__(runner, dataloader, max_iters, **kwargs)
-        self.attacker = self._build_attacker(attacker)
+        self._setup(runner, attacker)
 
     def run_iter(self, data_batch: Sequence[dict]) -> None:
         self.runner.call_hook(

@@ -1,15 +1,19 @@
 """Clean and adversarial evaluation in one pass over the test set."""
 import copy
-from typing import Dict, Optional, Sequence, Union
+import json
+import os
+import os.path as osp
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 from mmengine.runner import TestLoop, autocast
 
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import gt_in_input_coords, unwrap
 from ..evaluation.report import RobustnessReport
+from .hooks import CheckpointFitHook, ensure_hook
 from .loops import preprocessed
 
 
@@ -77,13 +81,26 @@ class RobustTestLoop(TestLoop):
             ``True`` for the paper's (``--cfg-options test_cfg.sweep=True``)
             or a dict of :func:`expand_sweep` arguments.
         report_name: file stem of the report in the work dir.
+        per_attack_passes: one pass over the test set per entry (clean, then
+            each attack) instead of one pass for all; each entry is saved
+            as soon as its pass ends, so an interrupted run loses at most
+            the attack in progress. Same compute (the clean forward is not
+            repeated); only data loading is.
+        resume: reuse the entries of an existing report in the work dir
+            whose fingerprint (checkpoint file, test set size, attack
+            settings) matches, instead of recomputing them; report entries of
+            other attacks on the same checkpoint are kept, so attacks can be
+            run one at a time (``--cfg-options test_cfg.attacks.dag=None``).
     """
 
     def __init__(self, runner, dataloader, evaluator,
                  attacks: Optional[dict] = None,
                  sweep: Union[bool, dict, None] = None,
-                 report_name: str = 'robustness', fp16: bool = False) -> None:
+                 report_name: str = 'robustness', fp16: bool = False,
+                 per_attack_passes: bool = False,
+                 resume: bool = True) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
+        ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
         attack_cfgs = {name: cfg for name, cfg in (attacks or {}).items()
                        if cfg is not None}
         if sweep is True:
@@ -104,58 +121,141 @@ class RobustTestLoop(TestLoop):
             ev.dataset_meta = self.evaluator.dataset_meta
             self.evaluators[name] = ev
         self.report_name = report_name
+        self.per_attack_passes = per_attack_passes
+        self.resume = resume
+
+    @property
+    def report_path(self) -> str:
+        return osp.join(self.runner.work_dir, f'{self.report_name}.json')
+
+    def fingerprint(self, name: str) -> dict:
+        """What an entry of the report depends on: the checkpoint file, the
+        test set size and the attack's settings. A finished entry with the
+        same fingerprint is reused instead of recomputed."""
+        ckpt = self.runner.cfg.get('load_from')
+        stat = os.stat(ckpt) if ckpt and osp.isfile(ckpt) else None
+        return json.loads(json.dumps(dict(
+            checkpoint=ckpt,
+            checkpoint_size=stat.st_size if stat else None,
+            checkpoint_mtime=stat.st_mtime if stat else None,
+            num_images=len(self.dataloader.dataset),
+            attack=self.attack_cfgs.get(name)), default=str))
+
+    def finished_entries(self) -> Tuple[Dict[str, dict], Dict[str, dict]]:
+        """Entries an earlier (interrupted or partial) run wrote for the same
+        checkpoint and test set: ``(reusable, others)``, where ``reusable``
+        are this run's attacks with unchanged settings (not recomputed) and
+        ``others`` are further attacks kept in the report. Each is
+        ``{name: (metrics, settings, fingerprint)}``, decided on rank 0 and shared."""
+        reusable, others = {}, {}
+        if self.resume and is_main_process() and \
+                osp.isfile(self.report_path):
+            with open(self.report_path) as f:
+                old = json.load(f)
+            prints = old.get('fingerprints', {})
+            model = {k: v for k, v in self.fingerprint('clean').items()
+                     if k != 'attack'}
+            for name, metrics in old.get('metrics', {}).items():
+                if model['checkpoint_size'] is None:
+                    break  # no checkpoint file: nothing to tie entries to
+                fp = dict(prints.get(name, {}))
+                attack = fp.pop('attack', None)
+                if fp != model:
+                    continue  # another checkpoint or test set
+                entry = (metrics, old.get('settings', {}).get(name),
+                         prints[name])
+                if name not in self.evaluators:
+                    others[name] = entry
+                elif attack == self.fingerprint(name)['attack']:
+                    reusable[name] = entry
+        shared = [(reusable, others)]
+        broadcast_object_list(shared)
+        return shared[0]
 
     def run(self) -> dict:
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
         self.runner.model.eval()
-        for idx, data_batch in enumerate(self.dataloader):
-            self.run_iter(idx, data_batch)
+        reusable, self._kept = self.finished_entries()
+        results = {name: entry[0] for name, entry in reusable.items()}
+        if results:
+            print_log(f'reusing finished entries of {self.report_path}: '
+                      f'{", ".join(results)}', logger='current')
+        pending = [name for name in self.evaluators if name not in results]
+        passes = [[name] for name in pending] if self.per_attack_passes \
+            else [pending] * bool(pending)
         size = len(self.dataloader.dataset)
-        per_attack = {name: ev.evaluate(size)
-                      for name, ev in self.evaluators.items()}
+        for names in passes:
+            for idx, data_batch in enumerate(self.dataloader):
+                self.run_iter(idx, data_batch, names)
+            results.update({name: self.evaluators[name].evaluate(size)
+                            for name in names})
+            if is_main_process():  # each finished pass is saved at once
+                self._report(results, log=names is passes[-1])
+        per_attack = {name: results[name] for name in self.evaluators}
+        if is_main_process() and not passes:
+            self._report(per_attack, log=True)
         metrics = {f'{name}/{key}': value
                    for name, m in per_attack.items()
                    for key, value in m.items()}
-        if is_main_process():
-            self._report(per_attack)
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
 
-    def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
+    def run_iter(self, idx, data_batch: Sequence[dict],
+                 names: Optional[Sequence[str]] = None) -> None:
+        """Evaluate ``names`` (default: clean and every attack) on a batch."""
+        names = list(self.evaluators) if names is None else names
         self.runner.call_hook(
             'before_test_iter', batch_idx=idx, data_batch=data_batch)
-        if self.attacks:
+        attacks = [name for name in names if name != 'clean']
+        if attacks:
             check_annotations(data_batch['data_samples'])
         model = self.runner.model
         detector = unwrap(model)
         with torch.no_grad():
             data = detector.data_preprocessor(data_batch, False)
-        outputs = predict_preprocessed(model, data['inputs'],
-                                       data['data_samples'], self.fp16)
-        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        if self.attacks:
+        outputs = None
+        if 'clean' in names:
+            outputs = predict_preprocessed(model, data['inputs'],
+                                           data['data_samples'], self.fp16)
+            self.evaluator.process(data_samples=outputs,
+                                   data_batch=data_batch)
+        if attacks:
             to_attack = dict(data, data_samples=gt_in_input_coords(
                 data['data_samples']))
-        for name, attack in self.attacks.items():
+        for name in attacks:
             with autocast(enabled=self.fp16):
-                adv = attack(detector, to_attack)
+                adv = self.attacks[name](detector, to_attack)
             adv_outputs = predict_preprocessed(
                 model, adv['inputs'], data['data_samples'], self.fp16)
             self.evaluators[name].process(
                 data_samples=adv_outputs, data_batch=data_batch)
+            outputs = adv_outputs if outputs is None else outputs
         self.runner.call_hook(
             'after_test_iter', batch_idx=idx, data_batch=data_batch,
             outputs=outputs)
 
-    def _report(self, per_attack: Dict[str, dict]) -> None:
+    def _report(self, results: Dict[str, dict], log: bool = True) -> None:
+        """Write this run's entries (in config order) and the kept ones of
+        earlier runs on the same checkpoint."""
+        ordered = {name: results[name] for name in self.evaluators
+                   if name in results}
+        kept = self._kept
+        metrics = dict(ordered, **{name: e[0] for name, e in kept.items()})
+        settings = dict(self.attack_cfgs,
+                        **{name: e[1] for name, e in kept.items()})
+        prints = {name: self.fingerprint(name) for name in ordered}
+        prints.update({name: e[2] for name, e in kept.items()})
         cfg = self.runner.cfg
         report = RobustnessReport(
-            per_attack, settings=self.attack_cfgs,
+            metrics, settings=settings,
             model=dict(config=getattr(cfg, 'filename', None),
-                       checkpoint=cfg.get('load_from')))
+                       checkpoint=cfg.get('load_from')),
+            fingerprints=prints)
         paths = report.write(self.runner.work_dir, self.report_name)
+        if not log:
+            return
         print_log('robustness (mAP@0.5, %):\n' + report.to_markdown() +
                   f'written to {paths["json"]} and {paths["md"]}',
                   logger='current')

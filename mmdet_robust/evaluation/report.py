@@ -44,8 +44,10 @@ class RobustnessReport:
 
     def __init__(self, metrics: Dict[str, Dict[str, float]],
                  settings: Optional[Dict[str, dict]] = None,
-                 model: Optional[dict] = None) -> None:
+                 model: Optional[dict] = None,
+                 fingerprints: Optional[Dict[str, dict]] = None) -> None:
         self.metrics = metrics
+        self.fingerprints = fingerprints or {}
         self.settings = settings or {}
         self.model = model or {}
         first = next(iter(metrics.values()))
@@ -58,7 +60,7 @@ class RobustnessReport:
     def to_dict(self) -> dict:
         return dict(model=self.model, metric=self.key,
                     mAP=self.headline(), metrics=self.metrics,
-                    settings=self.settings)
+                    settings=self.settings, fingerprints=self.fingerprints)
 
     def to_markdown(self) -> str:
         clean = self.headline().get('clean')

@@ -1,0 +1,218 @@
+"""Reliability: no lost or silently wrong results.
+
+Interrupted robust evaluation resumes per attack; a checkpoint of another
+architecture is a clear error; NaN losses never reach a checkpoint; odd
+boxes (tiny, on the border) survive the attacks.
+"""
+import copy
+import json
+import logging
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmengine.runner import Runner
+
+from conftest import REPO, tiny_cfg
+from mmdet.registry import HOOKS, MODELS
+from mmdet.structures import DetDataSample
+from mmengine.hooks import Hook
+from mmengine.structures import InstanceData
+from mmdet_robust.attacks import PGDAttack, TaskDomainAttacker, TaskLosses
+from mmdet_robust.checkpoint import (CheckpointMismatchError,
+                                     check_state_dict_fits, safe_torch_load)
+
+ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
+EPS = 8.
+
+
+@MODELS.register_module(force=True)
+class _CountingPGD(PGDAttack):
+    """PGDAttack that counts its calls (and can fail at a given call, like
+    a run killed in the middle of an attack)."""
+    calls = 0
+    fail_at = None
+
+    def __call__(self, *args, **kwargs):
+        type(self).calls += 1
+        if type(self).calls == type(self).fail_at:
+            raise KeyboardInterrupt('simulated interruption')
+        return super().__call__(*args, **kwargs)
+
+
+def _robust_cfg(shapes_root, work_dir, checkpoint, per_attack_passes,
+                **attacks):
+    cfg = tiny_cfg(shapes_root, work_dir, config=ROBUST_CFG)
+    cfg.test_cfg.attacks = attacks
+    cfg.test_cfg.per_attack_passes = per_attack_passes
+    cfg.load_from = checkpoint
+    return cfg
+
+
+def _pgd(task, steps=2):
+    return dict(type='_CountingPGD', task=task, eps=EPS, steps=steps)
+
+
+def test_interrupted_eval_reruns_only_unfinished_attacks(
+        shapes_root, trained_checkpoint, tmp_path):
+    path, _ = trained_checkpoint
+    batches = 2  # 16 test images, batch 8
+    _CountingPGD.calls, _CountingPGD.fail_at = 0, batches + 1
+    cfg = _robust_cfg(shapes_root, tmp_path, path, True,
+                      cls_pgd=_pgd('cls'), loc_pgd=_pgd('loc'))
+    with pytest.raises(KeyboardInterrupt):  # dies in loc_pgd's pass
+        Runner.from_cfg(cfg).test()
+    saved = json.load(open(tmp_path / 'robustness.json'))
+    assert list(saved['mAP']) == ['clean', 'cls_pgd']  # finished passes
+
+    _CountingPGD.calls, _CountingPGD.fail_at = 0, None
+    metrics = Runner.from_cfg(copy.deepcopy(cfg)).test()
+    assert _CountingPGD.calls == batches  # only loc_pgd ran again
+    report = json.load(open(tmp_path / 'robustness.json'))
+    assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd']
+    assert report['mAP']['cls_pgd'] == saved['mAP']['cls_pgd']
+    assert metrics['cls_pgd/pascal_voc/mAP'] == saved['mAP']['cls_pgd']
+
+    # one pass for everything gives the same numbers as per-attack passes
+    fresh = Runner.from_cfg(_robust_cfg(
+        shapes_root, tmp_path / 'one_pass', path, False,
+        cls_pgd=_pgd('cls'), loc_pgd=_pgd('loc'))).test()
+    assert fresh == pytest.approx(metrics, abs=1e-9)
+
+
+def test_attacks_run_one_at_a_time_and_changes_are_recomputed(
+        shapes_root, trained_checkpoint, tmp_path):
+    path, _ = trained_checkpoint
+    ckpt = str(tmp_path / 'model.pth')
+    with open(path, 'rb') as src, open(ckpt, 'wb') as dst:
+        dst.write(src.read())
+    _CountingPGD.calls, _CountingPGD.fail_at = 0, None
+    Runner.from_cfg(_robust_cfg(shapes_root, tmp_path, ckpt, False,
+                                cls_pgd=_pgd('cls'))).test()
+    Runner.from_cfg(_robust_cfg(shapes_root, tmp_path, ckpt, False,
+                                loc_pgd=_pgd('loc'))).test()
+    assert _CountingPGD.calls == 4  # each attack ran once, 2 batches
+    report = json.load(open(tmp_path / 'robustness.json'))
+    assert set(report['mAP']) == {'clean', 'cls_pgd', 'loc_pgd'}  # merged
+
+    # new settings for an attack: recomputed, the other entry reused
+    _CountingPGD.calls = 0
+    Runner.from_cfg(_robust_cfg(shapes_root, tmp_path, ckpt, False,
+                                cls_pgd=_pgd('cls', steps=1),
+                                loc_pgd=_pgd('loc'))).test()
+    assert _CountingPGD.calls == 2
+    # a rewritten checkpoint invalidates every entry
+    os.utime(ckpt, (1e9, 1e9))
+    _CountingPGD.calls = 0
+    Runner.from_cfg(_robust_cfg(shapes_root, tmp_path, ckpt, False,
+                                loc_pgd=_pgd('loc'))).test()
+    assert _CountingPGD.calls == 2
+    report = json.load(open(tmp_path / 'robustness.json'))
+    assert set(report['mAP']) == {'clean', 'loc_pgd'}  # stale ones dropped
+
+
+def test_checkpoint_of_another_architecture_is_refused(
+        shapes_root, trained_checkpoint, tmp_path):
+    path, _ = trained_checkpoint
+    cfg = _robust_cfg(shapes_root, tmp_path, path, False)
+    cfg.model.bbox_head.num_classes = 7  # another head
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'(?s)shape mismatches.*bbox_head.cls_convs'):
+        Runner.from_cfg(cfg).test()
+    cfg = _robust_cfg(shapes_root, tmp_path, path, False)
+    cfg.model.backbone.stage_blocks = (1, 1, 2, 2, 3)  # a deeper backbone
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'(?s)missing keys \(\d+\): backbone\.'):
+        Runner.from_cfg(cfg).test()
+
+
+def test_state_dict_fit_check_names_the_keys():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(),
+                                torch.nn.Linear(3, 1))
+    check_state_dict_fits(model, model.state_dict())  # fits: no error
+    state = {f'module.{k}': v for k, v in model.state_dict().items()}
+    check_state_dict_fits(model, state)  # DDP prefix is fine
+    state = dict(model.state_dict(), extra=torch.zeros(1))
+    del state['2.bias']
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_state_dict_fits(model, state)
+    assert 'missing keys (1): 2.bias' in str(err.value)
+    assert 'unexpected keys (1): extra' in str(err.value)
+
+
+@HOOKS.register_module(force=True)
+class _PoisonLoss(Hook):
+    """Makes the head's loss NaN at the given iterations (as a diverging
+    or corrupted batch would)."""
+
+    def __init__(self, iters=(1, 2)):
+        self.iters = set(iters)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        head = runner.model.bbox_head
+        poison = runner.iter in self.iters
+        original = type(head).loss_by_feat
+
+        def loss_by_feat(*args, **kwargs):
+            losses = original(head, *args, **kwargs)
+            if poison:
+                losses['loss_cls'] = [v * float('nan')
+                                      for v in losses['loss_cls']]
+            return losses
+        head.loss_by_feat = loss_by_feat
+
+
+def test_nan_loss_is_skipped_logged_and_never_checkpointed(
+        shapes_root, tmp_path, caplog):
+    cfg = tiny_cfg(shapes_root, tmp_path,
+                   config=osp.join(REPO, 'configs', 'tiny_ssd_mtd_shapes.py'),
+                   max_epochs=1)
+    cfg.custom_hooks.append(dict(type='_PoisonLoss', iters=(1, 2)))
+    cfg.log_level = 'INFO'
+    runner = Runner.from_cfg(cfg)
+    warnings = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    MMLogger.get_current_instance().addHandler(handler)
+    try:
+        runner.train()
+    finally:
+        MMLogger.get_current_instance().removeHandler(handler)
+    assert runner.optim_wrapper.skipped == 2
+    assert sum('non-finite' in w for w in warnings) == 2
+    state = safe_torch_load(str(tmp_path / 'epoch_1.pth'))['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values()
+               if v.is_floating_point())
+
+
+def _sample(boxes, size=96):
+    sample = DetDataSample(metainfo=dict(img_shape=(size, size),
+                                         pad_shape=(size, size),
+                                         batch_input_shape=(size, size),
+                                         scale_factor=(1., 1.)))
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        labels=torch.zeros(len(boxes), dtype=torch.long))
+    return sample
+
+
+@pytest.mark.parametrize('domain', ['cls', 'loc', 'mtd'])
+def test_tiny_and_border_boxes_survive_training_attacks(detector, domain):
+    boxes = [[[0., 0., 1.5, 1.5]],                   # smaller than a pixel^2
+             [[0., 40., 30., 96.], [70., 0., 96., 20.]],  # on the border
+             [[95., 95., 96., 96.]]]                 # corner, 1 px
+    gen = torch.Generator().manual_seed(0)
+    raw = torch.randint(0, 256, (3, 3, 96, 96), generator=gen).float()
+    pre = detector.data_preprocessor
+    data = dict(inputs=(raw - pre.mean) / pre.std,
+                data_samples=[_sample(b) for b in boxes])
+    for i, s in enumerate(data['data_samples']):
+        s.set_metainfo(dict(img_path=f'odd_{i}.jpg'))
+    adv = TaskDomainAttacker(domain=domain, eps=EPS)(detector, data)
+    x = adv['inputs'] * pre.std + pre.mean
+    assert torch.isfinite(x).all()
+    assert (x - raw).abs().max() <= EPS + 1e-3
+    losses = TaskLosses(detector)(adv['inputs'], adv['data_samples'])
+    assert all(torch.isfinite(v).all() for v in losses.values())
