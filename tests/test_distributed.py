@@ -1,6 +1,9 @@
-"""Robust evaluation gives the same numbers on 1 and on 2 processes:
-attack randomness is seeded per image, not per process, and each attack's
-evaluator gathers results across ranks as mmengine's does.
+"""Distributed runs on 2 CPU processes (gloo).
+
+Robust evaluation gives the same numbers on 1 and on 2 processes: attack
+randomness is seeded per image, not per process, and each attack's
+evaluator gathers results across ranks as mmengine's does. Adversarial
+training under mmengine's DDP wrapper keeps the ranks' parameters equal.
 
 Two spawned processes share a gloo process group; mmengine's sampler then
 shards the test set and its evaluators collect across ranks. (mmengine's
@@ -11,12 +14,19 @@ import os
 import os.path as osp
 
 import pytest
+import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from mmengine.hooks import Hook
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
 
-from conftest import REPO, tiny_cfg
+from conftest import REPO, dataset_batch, tiny_cfg
+from mmdet.registry import HOOKS
+from mmdet_robust.attacks import TaskDomainAttacker
 
+MTD_CFG = osp.join(REPO, 'configs', 'tiny_ssd_mtd_shapes.py')
 ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
 ATTACKS = dict(
     con_pgd=dict(type='PGDAttack', task='con', eps=8., steps=3,
@@ -59,3 +69,85 @@ def test_one_and_two_processes_agree(shapes_root, trained_checkpoint,
             assert two[key] == pytest.approx(value, abs=1e-6), key
     report = json.load(open(osp.join(work, 'robustness.json')))
     assert set(report['mAP']) == {'clean', *ATTACKS}
+
+
+@MODEL_WRAPPERS.register_module(force=True)
+class _CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper without ``device_ids`` (the Runner passes the
+    local GPU index, which DDP refuses for a CPU module)."""
+
+    def __init__(self, module, device_ids=None, **kwargs):
+        super().__init__(module=module, device_ids=None, **kwargs)
+
+
+@HOOKS.register_module(force=True)
+class _KeepInitialParams(Hook):
+    initial = None
+
+    def before_train(self, runner):
+        type(self).initial = {k: v.detach().clone() for k, v in
+                              runner.model.module.named_parameters()}
+
+
+def _train_worker(rank, shapes_root, work_dir, port):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                      OMP_NUM_THREADS='1', RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE='2')
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', rank=rank, world_size=2)
+    try:
+        cfg = tiny_cfg(shapes_root, work_dir, config=MTD_CFG, max_epochs=1)
+        cfg.custom_hooks.append(dict(type='_KeepInitialParams'))
+        cfg.launcher = 'pytorch'  # the group exists: the Runner joins it
+        cfg.model_wrapper_cfg = dict(type='_CPUDistributedDataParallel',
+                                     broadcast_buffers=False)
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        assert isinstance(runner.model, MMDistributedDataParallel)
+        detector = runner.model.module
+        params = {k: v.detach().clone()
+                  for k, v in detector.named_parameters()}
+        # BN running statistics are rank-local (broadcast_buffers=False);
+        # share rank 0's so that only the attack's randomness can differ
+        for buffer in detector.buffers():
+            dist.broadcast(buffer, 0)
+        # the same two images with objects, in opposite order per rank
+        raw = dataset_batch(cfg, 'test', size=3)
+        raw = {k: v[1:] if rank == 0 else v[:0:-1] for k, v in raw.items()}
+        data = detector.data_preprocessor(raw, True)
+        adv = TaskDomainAttacker(domain='mtd', eps=8.)(detector, data,
+                                                       salt=3)
+        delta = {s.img_path: (a - x).detach() for s, a, x in zip(
+            data['data_samples'], adv['inputs'], data['inputs'])}
+        torch.save(dict(params=params, delta=delta, iter=runner.iter,
+                        initial=_KeepInitialParams.initial),
+                   osp.join(work_dir, f'rank{rank}.pth'))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_adversarial_training_on_two_processes(shapes_root, tmp_path):
+    """AdvTrainingLoop under mmengine's DDP wrapper (gloo, 2 CPU
+    processes): both ranks end with identical parameters, and an image gets
+    the same attack randomness on either rank (seeded per image), while two
+    images get different ones."""
+    work = str(tmp_path)
+    mp.spawn(_train_worker, args=(shapes_root, work, 29541), nprocs=2)
+    r0, r1 = (torch.load(osp.join(work, f'rank{r}.pth'), weights_only=True)
+              for r in (0, 1))
+    assert r0['iter'] == r1['iter'] == 4  # 64 images / (2 ranks x 8)
+    for key, value in r0['params'].items():
+        torch.testing.assert_close(r1['params'][key], value, rtol=1e-6,
+                                   atol=1e-7, msg=key)
+    for key, value in r0['initial'].items():  # same start on both ranks
+        assert torch.equal(r1['initial'][key], value), key
+    moved = [not torch.equal(value, r0['initial'][key])
+             for key, value in r0['params'].items()]
+    # they trained (a few biases of the coarsest level get no gradient from
+    # these 4 batches and stay at their zero init) and stayed in sync
+    assert sum(moved) > 0.9 * len(moved)
+    (a, da0), (b, db0) = r0['delta'].items()
+    agree = (r1['delta'][a] == da0).float().mean()
+    assert agree > 0.99, agree  # same image, same perturbation
+    assert (da0 != db0).float().mean() > 0.5  # other image, other one

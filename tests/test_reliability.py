@@ -9,6 +9,9 @@ import json
 import logging
 import os
 import os.path as osp
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -26,6 +29,8 @@ from mmdet_robust.checkpoint import (CheckpointMismatchError,
 
 ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
 EPS = 8.
+TRAIN_TOOL = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim',
+                      'tools', 'train.py')
 
 
 @MODELS.register_module(force=True)
@@ -216,3 +221,90 @@ def test_tiny_and_border_boxes_survive_training_attacks(detector, domain):
     assert (x - raw).abs().max() <= EPS + 1e-3
     losses = TaskLosses(detector)(adv['inputs'], adv['data_samples'])
     assert all(torch.isfinite(v).all() for v in losses.values())
+
+
+KILLER = '''
+import os
+import signal
+from mmengine.hooks import Hook
+from mmdet.registry import HOOKS
+
+
+@HOOKS.register_module()
+class SigkillAt(Hook):
+    """SIGKILLs the training process after iteration $KILL_AT."""
+
+    def after_train_iter(self, runner, **kwargs):
+        if runner.iter == int(os.environ.get('KILL_AT', -1)):
+            os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def _train(config, work_dir, *extra, kill_at=None):
+    env = dict(os.environ, PYTHONPATH=osp.dirname(config),
+               OMP_NUM_THREADS='1', KILL_AT=str(kill_at or -1))
+    return subprocess.run(
+        [sys.executable, TRAIN_TOOL, config, '--work-dir', str(work_dir),
+         *extra], env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_parameters(shapes_root, tmp_path):
+    """A MTD run SIGKILLed mid-epoch 2 and resumed with --resume reaches
+    the same parameters, optimizer state and iteration count at the end of
+    epoch 3 as a run that was never interrupted (random flips, attack
+    starts and the sampler all continue where they were)."""
+    (tmp_path / 'killer.py').write_text(KILLER)
+    config = tmp_path / 'mtd_resume.py'
+    config.write_text(
+        f"_base_ = [{osp.join(REPO, 'configs', 'tiny_ssd_mtd_shapes.py')!r}]\n"
+        "custom_imports = dict(imports=['mmdet_robust', 'killer'])\n"
+        "custom_hooks = [dict(type='SigkillAt')]\n"
+        "train_cfg = dict(max_epochs=3, val_interval=100)\n"
+        "default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5))\n"
+        f"train_dataloader = dict(batch_size=8, num_workers=0, "
+        f"persistent_workers=False, dataset=dict(data_root={shapes_root!r}))\n"
+        "randomness = dict(seed=0, deterministic=True)\n")
+    straight = _train(str(config), tmp_path / 'straight')
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed = _train(str(config), tmp_path / 'killed', kill_at=12)
+    assert killed.returncode == -signal.SIGKILL  # 8 iterations per epoch
+    assert not (tmp_path / 'killed' / 'epoch_2.pth').exists()
+    resumed = _train(str(config), tmp_path / 'killed', '--resume')
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'resumed epoch: 1, iter: 8' in resumed.stdout + resumed.stderr
+
+    a = safe_torch_load(str(tmp_path / 'straight' / 'epoch_3.pth'))
+    b = safe_torch_load(str(tmp_path / 'killed' / 'epoch_3.pth'))
+    assert a['meta']['iter'] == b['meta']['iter'] == 24
+    for key, value in a['state_dict'].items():
+        torch.testing.assert_close(b['state_dict'][key], value,
+                                   rtol=1e-5, atol=1e-6, msg=key)
+    for key, state in a['optimizer']['state'].items():
+        torch.testing.assert_close(b['optimizer']['state'][key]
+                                   ['momentum_buffer'],
+                                   state['momentum_buffer'],
+                                   rtol=1e-5, atol=1e-6)
+    assert a['param_schedulers'] == b['param_schedulers']
+    # without the saved RNG state the resumed run would differ: the
+    # checkpoint of epoch 1 carries it
+    assert 'rng_state' in safe_torch_load(
+        str(tmp_path / 'killed' / 'epoch_1.pth'))
+
+
+@pytest.mark.parametrize('attack, error, match', [
+    (dict(type='DAGAtack', eps=EPS), ValueError,
+     r"attack 'bad' of test_cfg.attacks: unknown type 'DAGAtack'"),
+    (dict(type='PGDAttack', task='cls', eps=300.), ValueError,
+     r"attack 'bad' of test_cfg.attacks: eps must be .*\(0, 255\]"),
+    (dict(type='PGDAttack', task='size'), ValueError,
+     r"attack 'bad' .*'size'"),
+    (dict(type='PGDAttack', task='cls', steps=0), ValueError,
+     r"attack 'bad' .*steps"),
+])
+def test_bad_attack_entries_are_named(shapes_root, trained_checkpoint,
+                                      tmp_path, attack, error, match):
+    path, _ = trained_checkpoint
+    cfg = _robust_cfg(shapes_root, tmp_path, path, False, bad=attack)
+    with pytest.raises(error, match=match):
+        Runner.from_cfg(cfg).test()

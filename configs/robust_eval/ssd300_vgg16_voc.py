@@ -7,4 +7,7 @@ test_dataloader = dict(batch_size=8)
 test_cfg = dict(
     _delete_=True,
     type='RobustTestLoop',
-    attacks={{_base_.robust_attacks}})
+    attacks={{_base_.robust_attacks}},
+    # hours per attack on the full test set: save each as soon as it ends,
+    # so a re-run after an interruption computes only the missing ones
+    per_attack_passes=True)

@@ -35,6 +35,18 @@ def expand_sweep(tasks: Sequence[str] = ('cls', 'loc'),
     return attacks
 
 
+def build_attack(name: str, cfg: dict):
+    """Build one entry of ``test_cfg.attacks``; errors name the entry."""
+    try:
+        return MODELS.build(copy.deepcopy(cfg))
+    except KeyError as err:  # the registry's "X is not in the ... registry"
+        raise ValueError(f'attack {name!r} of test_cfg.attacks: unknown '
+                         f'type {cfg.get("type")!r} ({err})') from None
+    except (TypeError, ValueError) as err:
+        raise type(err)(f'attack {name!r} of test_cfg.attacks: {err}') \
+            from None
+
+
 def predict_preprocessed(model, inputs, data_samples: Sequence,
                          fp16: bool = False) -> list:
     """``model.test_step`` on an already preprocessed (clean or adversarial)
@@ -113,7 +125,7 @@ class RobustTestLoop(TestLoop):
         if 'clean' in attack_cfgs:
             raise ValueError("'clean' is reserved for the unattacked inputs")
         self.attack_cfgs = attack_cfgs
-        self.attacks = {name: MODELS.build(copy.deepcopy(cfg))
+        self.attacks = {name: build_attack(name, cfg)
                         for name, cfg in attack_cfgs.items()}
         self.evaluators = {'clean': self.evaluator}
         for name in self.attacks:
