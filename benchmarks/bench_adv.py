@@ -66,6 +66,16 @@ def synthetic_batch(batch: int, size: int, num_classes: int, seed: int = 0):
     return dict(inputs=inputs, data_samples=samples)
 
 
+def input_size(config: str) -> int:
+    """Network input side of a config: its test ``Resize`` (YOLOv3: 416)."""
+    if 'yolo' in osp.basename(config):
+        return 416
+    cfg = Config.fromfile(config)
+    scale = [t['scale'] for t in cfg.test_dataloader.dataset.pipeline
+             if t['type'] == 'Resize'][0]
+    return max(scale)
+
+
 def sync(device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize()
@@ -207,10 +217,7 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.size is None:
-        cfg = Config.fromfile(args.config)
-        scale = [t['scale'] for t in cfg.test_dataloader.dataset.pipeline
-                 if t['type'] == 'Resize'][0]
-        args.size = max(scale) if 'yolo' not in args.config else 416
+        args.size = input_size(args.config)
     torch.manual_seed(0)
     bench = Bench(args)
     bench.argv = argv

@@ -1,12 +1,11 @@
-"""The paper's real-data configs build, and MTD training starts on a
-VOC-format tree at the configs' real input sizes (generated, not VOC)."""
+"""The paper's real-data configs build (training on a VOC-format tree at
+the real input sizes is in test_architectures.py)."""
 import glob
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
 
 from conftest import REPO
 from mmdet.registry import MODELS
@@ -44,32 +43,5 @@ def test_config_builds(config):
     elif '_std_' not in config:
         assert cfg.train_cfg.type == 'AdvTrainingLoop'
         assert cfg.train_cfg.attacker.eps == 8.
-    if 'ssd300' in config:
+    if 'ssd300_vgg16' in config:
         assert cfg.model.backbone.type == 'SSDVGGBN'
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('config', ['configs/ssd300_vgg16_mtd_voc.py',
-                                    'configs/yolov3_d53_mtd_voc.py'])
-def test_mtd_training_starts_on_a_voc_tree(config, voc_tree, tmp_path):
-    cfg = Config.fromfile(osp.join(REPO, config))
-    cfg.work_dir = str(tmp_path)
-    cfg.train_cfg.max_iters = 1
-    cfg.train_dataloader.batch_size = 2
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    train_set = cfg.train_dataloader.dataset
-    concat = train_set.dataset if train_set.type == 'RepeatDataset' \
-        else train_set
-    concat.datasets = [dict(d, data_root=voc_tree) for d in concat.datasets]
-    cfg.val_dataloader.dataset.data_root = voc_tree
-    cfg.test_dataloader.dataset.data_root = voc_tree
-    cfg.val_dataloader.num_workers = 0
-    cfg.val_dataloader.persistent_workers = False
-    cfg.log_level = 'WARNING'
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    assert runner.iter == 1
-    hub = runner.message_hub
-    assert hub.get_scalar('train/adv_linf').current() == pytest.approx(
-        8., abs=1e-3)

@@ -1,4 +1,6 @@
+from .fssd_neck import FSSDNeck
+from .rfb_neck import RFBBlock, RFBNeck
 from .ssd_head import StableSSDHead
 from .ssd_vgg_bn import SSDVGGBN
 
-__all__ = ['SSDVGGBN', 'StableSSDHead']
+__all__ = ['FSSDNeck', 'RFBBlock', 'RFBNeck', 'SSDVGGBN', 'StableSSDHead']

@@ -1,0 +1,4 @@
+# STD: RFB-Net300 on ResNet50, from scratch on COCO, with the schedule of
+# ssd300_vgg16_std_coco.py (paper sec. 5.1); only the model differs.
+_base_ = ['./ssd300_vgg16_std_coco.py', './_base_/models/rfb300_r50.py']
+model = {{_base_.ssd300_arch}}
