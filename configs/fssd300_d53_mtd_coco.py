@@ -1,10 +1,4 @@
 # MTD (Algorithm 1) for FSSD300 on DarkNet53 on COCO, eps 8.
-_base_ = './fssd300_d53_std_coco.py'
-train_cfg = dict(
-    type='AdvTrainingLoop',
-    attacker=dict(type='TaskDomainAttacker', domain='mtd', eps=8.))
-custom_hooks = [
-    dict(type='NumClassCheckHook'),
-    dict(type='CheckInvalidLossHook', interval=50, priority='VERY_LOW'),
-    dict(type='AdvTrainingHook', interval=50)
-]
+_base_ = ['./fssd300_d53_std_coco.py', './_base_/adv/task_domains.py']
+train_cfg = {{_base_.mtd_training}}
+custom_hooks = {{_base_.adv_hooks}}

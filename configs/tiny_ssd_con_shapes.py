@@ -1,6 +1,4 @@
 # CON: conventional adversarial training on the total loss (domain S_x).
-_base_ = './tiny_ssd_std_shapes.py'
-train_cfg = dict(
-    type='AdvTrainingLoop',
-    attacker=dict(type='TaskDomainAttacker', domain='con', eps=8.))
+_base_ = ['./tiny_ssd_std_shapes.py', './_base_/adv/task_domains.py']
+train_cfg = {{_base_.con_training}}
 custom_hooks = [dict(type='AdvTrainingHook', interval=10)]

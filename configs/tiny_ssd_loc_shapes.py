@@ -1,6 +1,4 @@
 # LOC: adversarial examples from the localisation task domain S_loc.
-_base_ = './tiny_ssd_std_shapes.py'
-train_cfg = dict(
-    type='AdvTrainingLoop',
-    attacker=dict(type='TaskDomainAttacker', domain='loc', eps=8.))
+_base_ = ['./tiny_ssd_std_shapes.py', './_base_/adv/task_domains.py']
+train_cfg = {{_base_.loc_training}}
 custom_hooks = [dict(type='AdvTrainingHook', interval=10)]

@@ -1,6 +1,4 @@
 # MTD: per image, the cls- or loc-domain example with the larger loss (Alg. 1).
-_base_ = './tiny_ssd_std_shapes.py'
-train_cfg = dict(
-    type='AdvTrainingLoop',
-    attacker=dict(type='TaskDomainAttacker', domain='mtd', eps=8.))
+_base_ = ['./tiny_ssd_std_shapes.py', './_base_/adv/task_domains.py']
+train_cfg = {{_base_.mtd_training}}
 custom_hooks = [dict(type='AdvTrainingHook', interval=10)]
