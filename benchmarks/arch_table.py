@@ -11,16 +11,13 @@ training iteration (``AdvTrainingLoop``'s step: the attack, then the model's
 table and writes JSON.
 """
 import argparse
-import json
-import os
-import os.path as osp
 import sys
 from types import SimpleNamespace
 
 import torch
 from mmengine.analysis import get_model_complexity_info
 
-from bench_adv import Bench, input_size, timed
+from bench_adv import Bench, input_size, timed, write_json
 
 ARCHS = (
     ('SSD300', 'VGG16-BN', 'configs/ssd300_vgg16_std_voc.py'),
@@ -81,12 +78,8 @@ def main(argv=None) -> None:
               f'{r["params"] / 1e6:.1f} | {r["flops"] / 1e9:.1f} | '
               f'{r["mtd_s_per_iter"]:.2f} |')
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(rows=rows, command=' '.join(['python'] +
-                                                       sys.argv)), f,
-                      indent=2)
-        print(f'written to {args.out}')
+        write_json(args.out, dict(rows=rows,
+                                  command=' '.join(['python'] + sys.argv)))
 
 
 if __name__ == '__main__':

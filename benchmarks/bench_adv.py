@@ -76,6 +76,13 @@ def input_size(config: str) -> int:
     return max(scale)
 
 
+def write_json(path: str, obj) -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=2)
+    print(f'written to {path}')
+
+
 def sync(device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize()
@@ -251,10 +258,7 @@ def main(argv=None) -> None:
           f"{pgd['bare_images_per_s']:.1f} img/s for {pgd['steps']} bare "
           f"passes: {pgd['ratio']:.2f}x")
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
-        print(f'written to {args.out}')
+        write_json(args.out, result)
 
 
 if __name__ == '__main__':

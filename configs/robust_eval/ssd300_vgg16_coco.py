@@ -4,10 +4,6 @@
 # Add the eps/steps sweeps with --cfg-options test_cfg.sweep=True.
 _base_ = ['../ssd300_vgg16_std_coco.py', '../_base_/robust_eval/attacks_eps8.py']
 test_dataloader = dict(batch_size=8)
-test_cfg = dict(
-    _delete_=True,
-    type='RobustTestLoop',
-    attacks={{_base_.robust_attacks}},
-    # hours per attack on the full test set: save each as soon as it ends,
-    # so a re-run after an interruption computes only the missing ones
-    per_attack_passes=True)
+# hours per attack on the full test set: each is saved as soon as it ends,
+# so a re-run after an interruption computes only the missing ones
+test_cfg = {{_base_.robust_test_cfg_long}}

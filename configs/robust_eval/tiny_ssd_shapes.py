@@ -1,7 +1,4 @@
 # Robust evaluation of any tiny_ssd_*_shapes.py checkpoint:
 #   mim test mmdet configs/robust_eval/tiny_ssd_shapes.py --checkpoint x.pth
 _base_ = ['../tiny_ssd_std_shapes.py', '../_base_/robust_eval/attacks_eps8.py']
-test_cfg = dict(
-    _delete_=True,
-    type='RobustTestLoop',
-    attacks={{_base_.robust_attacks}})
+test_cfg = {{_base_.robust_test_cfg}}

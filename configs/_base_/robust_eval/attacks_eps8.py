@@ -1,9 +1,10 @@
 # The paper's robustness protocol (sec. 5, Table 2): mAP@0.5 under
 # cls-PGD, loc-PGD (20 steps, alpha = 2 * eps / steps, from the clean image),
 # DAG and RAP, all at eps = 8 in pixel units of [0, 255].
-# A robust-eval config inherits a model config and this file's
-# `robust_attacks`, and sets
-#   test_cfg = dict(type='RobustTestLoop', attacks=robust_attacks)
+# A robust-eval config inherits a model config and this file, and sets
+#   test_cfg = {{_base_.robust_test_cfg}}      (one pass over the test set)
+#   test_cfg = {{_base_.robust_test_cfg_long}} (a pass per attack, each saved
+#                                               when done: full VOC / COCO)
 robust_eps = 8.
 robust_attacks = dict(
     cls_pgd=dict(type='PGDAttack', task='cls', eps=robust_eps, steps=20),
@@ -13,3 +14,6 @@ robust_attacks = dict(
 # Figures 5-6: eps in {2,4,6,8,10} at 20 steps, steps in {1,2,5,10,20} at 8
 robust_sweep = dict(tasks=('cls', 'loc'), eps=(2, 4, 6, 8, 10),
                     steps=(1, 2, 5, 10, 20))
+robust_test_cfg = dict(_delete_=True, type='RobustTestLoop',
+                       attacks=robust_attacks)
+robust_test_cfg_long = dict(robust_test_cfg, per_attack_passes=True)
