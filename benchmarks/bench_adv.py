@@ -41,6 +41,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet_robust.attacks import PGDAttack, TaskDomainAttacker, TaskLosses
 from mmdet_robust.attacks.base import attack_mode
+from mmdet_robust.attacks.task_losses import shared_targets
 from mmdet_robust.engine.loops import preprocessed
 
 DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
@@ -125,12 +126,13 @@ class Bench:
         attacker = TaskDomainAttacker(domain=domain, eps=8.)
         model, dp = self.model, self.model.data_preprocessor
 
-        def step():
+        def step():  # as AdversarialTrainStep.adversarial_train_step
             data = dp(copy.deepcopy(self.raw), True)
-            with self.optim_wrapper.optim_context(model):
-                data = attacker(model, data)
-            with preprocessed(dp):
-                model.train_step(data, optim_wrapper=self.optim_wrapper)
+            with shared_targets(model.bbox_head):
+                with self.optim_wrapper.optim_context(model):
+                    data = attacker(model, data)
+                with preprocessed(dp):
+                    model.train_step(data, optim_wrapper=self.optim_wrapper)
         return step
 
     def train_times(self) -> dict:
@@ -163,9 +165,10 @@ class Bench:
         k, n = self.args.pgd_steps, self.args.batch
         attack = PGDAttack(task='cls', eps=8., steps=k)
 
-        def bare():
+        def bare():  # targets assigned once, as inside every attack
             x = data['inputs']
-            with attack_mode(self.model), torch.enable_grad():
+            with attack_mode(self.model), torch.enable_grad(), \
+                    shared_targets(self.model.bbox_head):
                 for _ in range(k):
                     x = x.detach().requires_grad_(True)
                     loss = losses(x, data['data_samples'])['cls'].sum()

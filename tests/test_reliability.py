@@ -23,7 +23,8 @@ from mmdet.registry import HOOKS, MODELS
 from mmdet.structures import DetDataSample
 from mmengine.hooks import Hook
 from mmengine.structures import InstanceData
-from mmdet_robust.attacks import PGDAttack, TaskDomainAttacker, TaskLosses
+from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,
+                                  TaskDomainAttacker, TaskLosses)
 from mmdet_robust.checkpoint import (CheckpointMismatchError,
                                      check_state_dict_fits, safe_torch_load)
 
@@ -308,3 +309,28 @@ def test_bad_attack_entries_are_named(shapes_root, trained_checkpoint,
     cfg = _robust_cfg(shapes_root, tmp_path, path, False, bad=attack)
     with pytest.raises(error, match=match):
         Runner.from_cfg(cfg).test()
+
+
+@pytest.mark.parametrize('attack', [
+    TaskDomainAttacker(domain='mtd', eps=EPS),
+    PGDAttack(task='con', eps=EPS, steps=3),
+    DAGAttack(eps=EPS, max_iters=3),
+    RAPAttack(eps=EPS, steps=3),
+], ids=['mtd', 'pgd', 'dag', 'rap'])
+def test_batch_where_no_image_has_a_box(detector, attack):
+    """No GT: every attack returns a feasible, finite batch; the GT-based
+    evaluation attacks (no random start) leave it unchanged (RAP's label
+    term suppresses confident predictions, GT or not)."""
+    gen = torch.Generator().manual_seed(1)
+    raw = torch.randint(0, 256, (2, 3, 96, 96), generator=gen).float()
+    pre = detector.data_preprocessor
+    samples = [_sample([]) for _ in range(2)]
+    for i, s in enumerate(samples):
+        s.set_metainfo(dict(img_path=f'empty_{i}.jpg'))
+    data = dict(inputs=(raw - pre.mean) / pre.std, data_samples=samples)
+    adv = attack(detector, data)
+    x = adv['inputs'] * pre.std + pre.mean
+    assert torch.isfinite(x).all()
+    assert (x - raw).abs().max() <= EPS + 1e-3
+    if isinstance(attack, (PGDAttack, DAGAttack)):
+        torch.testing.assert_close(x, raw, atol=1e-3, rtol=0)

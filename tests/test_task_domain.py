@@ -7,7 +7,8 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import (PixelSpace, TaskDomainAttacker,
                                   TaskKeyError, TaskLosses)
-from mmdet_robust.attacks.task_losses import resolve_task_keys
+from mmdet_robust.attacks.task_losses import (TASKS, resolve_task_keys,
+                                              shared_targets)
 
 EPS = 8.
 
@@ -184,3 +185,56 @@ def test_default_mappings_of_mmdet_heads():
     for head in (FCOSHead, ATSSHead):
         assert resolve_task_keys(head.__new__(head))[1] == (
             'loss_bbox', 'loss_centerness')
+
+
+def test_attack_inside_autocast_with_channels_last(detector, train_batch):
+    """As under AMP (the loop runs the attack inside the optim wrapper's
+    autocast) with a channels_last model: bf16 autocast on CPU here; the
+    adversarial batch keeps the input dtype, stays feasible and still
+    raises the loss."""
+    detector = detector.to(memory_format=torch.channels_last).eval()
+    data = dict(train_batch, inputs=train_batch['inputs'].contiguous(
+        memory_format=torch.channels_last))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        adv = TaskDomainAttacker(domain='mtd', eps=EPS)(detector, data)
+    assert adv['inputs'].dtype == torch.float32
+    space = _pixels(detector, data)
+    x, x_adv = space.clean_pixels(), space.to_pixel(adv['inputs'])
+    assert (x_adv - x).abs().max() <= EPS + 1e-2
+    assert x_adv.min() >= -1e-2 and x_adv.max() <= 255 + 1e-2
+    assert _task_loss_sums(detector, adv)['con'] > \
+        _task_loss_sums(detector, data)['con']
+
+
+def test_shared_targets_assign_once_and_change_nothing(detector,
+                                                       train_batch):
+    """SSD's anchor targets depend on anchors and GT only: inside
+    ``shared_targets`` the losses are the same and the assignment runs once
+    for many loss evaluations (PGD-k, MTD + training step)."""
+    head = detector.bbox_head
+    calls = []
+    compute = type(head).get_targets
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return compute(self, *args, **kwargs)
+
+    detector.eval()
+    losses = TaskLosses(detector)
+    inputs, samples = train_batch['inputs'], train_batch['data_samples']
+    with torch.no_grad():
+        plain = losses(inputs, samples)
+        try:
+            type(head).get_targets = counting
+            with shared_targets(head):
+                shared = [losses(inputs + k, samples) for k in (0., .1, .2)]
+                with shared_targets(head):  # nested: the same cache
+                    losses(inputs, samples)
+            assert len(calls) == 1
+            losses(inputs, samples)  # outside: computed again
+            assert len(calls) == 2 and 'get_targets' not in vars(head)
+        finally:
+            type(head).get_targets = compute
+    for task in TASKS:
+        torch.testing.assert_close(shared[0][task], plain[task])
+        assert not torch.equal(shared[2][task], plain[task])

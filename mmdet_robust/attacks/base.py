@@ -13,7 +13,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.structures.bbox import scale_boxes
 
-from .pixel_space import PixelSpace, project
+from .pixel_space import PIXEL_MAX, PixelSpace, project
+from .task_losses import shared_targets
 
 
 def unwrap(model):
@@ -137,22 +138,25 @@ def task_gradients(loss_fn: LossFn, points: Dict[str, Tensor]
 
 def sign_pgd(loss_fn: LossFn, x: Tensor, start: Tensor, tasks: Iterable[str],
              eps: float, step_size: float, steps: int,
-             mask: Tensor) -> Dict[str, Tensor]:
+             mask: Optional[Tensor]) -> Dict[str, Tensor]:
     """Task-oriented PGD in pixel space (paper Eq. 5, ATTACKS.md sec. 1).
 
         x_{t+1} = P_Sx( x_t + alpha * sign(grad_x loss_T(x_t)) )
 
     run for every task ``T`` from the same start ``x_0 = start``; ``mask``
-    (``(N, 1, H, W)``) keeps padding unperturbed. Returns ``{T: x_steps}``.
+    (``(N, 1, H, W)``, or None without padding) keeps padding unperturbed.
+    Returns ``{T: x_steps}``.
     """
+    # P_Sx as one clamp: [max(x - eps, 0), min(x + eps, 255)] (x in [0, 255])
+    low, high = (x - eps).clamp_(min=0), (x + eps).clamp_(max=PIXEL_MAX)
     points = {task: start for task in tasks}
     for _ in range(steps):
         grads = task_gradients(loss_fn, points)
-        points = {
-            task: project(points[task] + step_size * grads[task].sign() *
-                          mask, x, eps)
-            for task in points
-        }
+        for task, g in grads.items():
+            step = g.sign_().mul_(step_size)
+            if mask is not None:
+                step = step.mul_(mask)
+            points[task] = torch.clamp(step.add_(points[task]), low, high)
     return points
 
 
@@ -183,7 +187,8 @@ class DetectorAttack:
         x = space.clean_pixels()
         gens = image_generators(samples, inputs.device, self.seed, salt)
         self.last_stats = {}
-        with attack_mode(detector), torch.enable_grad():
+        with attack_mode(detector), torch.enable_grad(), \
+                shared_targets(getattr(detector, 'bbox_head', None)):
             x_adv = self.perturb(detector, space, x, samples, gens).detach()
         self.last_stats['adv_linf'] = (x_adv - x).abs().flatten(1).amax(
             1).mean()

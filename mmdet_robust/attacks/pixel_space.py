@@ -36,6 +36,8 @@ class PixelSpace:
             self.std = inputs.new_ones(1, 1, 1, 1)
         self.inputs = inputs
         self.mask = valid_mask(data_samples, inputs)
+        # one host sync per batch, so the attack loops can skip the masking
+        self.padded = not bool(self.mask.all())
 
     @classmethod
     def from_pixels(cls, data_preprocessor, pixels: Tensor,
@@ -52,7 +54,8 @@ class PixelSpace:
     def to_input(self, pixels: Tensor) -> Tensor:
         """Pixels -> normalised input; padding keeps the original values."""
         normed = (pixels - self.mean) / self.std
-        return torch.where(self.mask, normed, self.inputs)
+        return torch.where(self.mask, normed, self.inputs) if self.padded \
+            else normed
 
     def clean_pixels(self) -> Tensor:
         """The reference image ``x``: the batch in pixels, clipped to

@@ -99,7 +99,7 @@ class TaskDomainAttacker(DetectorAttack):
         tasks = ('cls', 'loc') if self.domain == 'mtd' else (self.domain, )
         # x_T = P_Sx(x~ + eps * sign(grad_x loss_T(x~)))   (T = cls, loc, con)
         adv = sign_pgd(loss_fn, x, start, tasks, self.eps, self.step_size,
-                       self.steps, space.mask)
+                       self.steps, space.mask if space.padded else None)
         if self.domain != 'mtd':
             return adv[self.domain]
         # m_i = L_i(x_cls) > L_i(x_loc);  x_adv = m * x_cls + (1 - m) * x_loc

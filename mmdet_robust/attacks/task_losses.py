@@ -7,6 +7,7 @@ example per image (Algorithm 1): one ``loss_by_feat`` call per image, or one
 batched call for SSD, whose loss terms are already per image. Images without
 GT boxes have nothing to attack: their losses are zero (zero gradient).
 """
+from contextlib import contextmanager
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -27,6 +28,43 @@ DEFAULT_TASK_KEYS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
 }
 
 TASKS = ('cls', 'loc', 'con')
+
+
+@contextmanager
+def shared_targets(head):
+    """Within the block, an ``SSDHead`` assigns anchor targets once per GT
+    batch instead of at every ``loss_by_feat`` call.
+
+    SSD's targets (``MaxIoUAssigner`` + ``PseudoSampler``) depend on the
+    anchors and the GT boxes only, not on the predictions, so the repeated
+    loss evaluations of an attack (k for PGD-k; four per MTD iteration with
+    the training step) can share them. The key is the identity of the GT
+    instances and the feature-map sizes; heads whose assignment reads the
+    predictions (e.g. YOLOX's SimOTA) are left alone, as is a block nested
+    in another.
+    """
+    if not isinstance(head, SSDHead) or 'get_targets' in vars(head):
+        yield
+        return
+    compute, cache = head.get_targets, {}
+
+    def get_targets(anchor_list, valid_flag_list, batch_gt_instances,
+                    batch_img_metas, batch_gt_instances_ignore=None,
+                    **kwargs):
+        key = (tuple(map(id, batch_gt_instances)),
+               tuple(tuple(a.shape) for a in anchor_list[0]),
+               tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = compute(anchor_list, valid_flag_list,
+                                 batch_gt_instances, batch_img_metas,
+                                 batch_gt_instances_ignore, **kwargs)
+        return cache[key]
+
+    head.get_targets = get_targets
+    try:
+        yield
+    finally:
+        del head.get_targets
 
 
 class TaskKeyError(KeyError):

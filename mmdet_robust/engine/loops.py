@@ -6,6 +6,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import unwrap
+from ..attacks.task_losses import shared_targets
 from .hooks import CheckpointFitHook, RNGStateHook, ensure_hook
 
 
@@ -58,11 +59,14 @@ class AdversarialTrainStep:
         optim_wrapper = self.runner.optim_wrapper
         detector = unwrap(model)
         data = detector.data_preprocessor(data_batch, True)
-        # autocast for AMP optim wrappers: the attack sees what training sees
-        with optim_wrapper.optim_context(model):
-            data = self.attacker(detector, data, salt=self._iter)
-        with preprocessed(detector.data_preprocessor):
-            outputs = model.train_step(data, optim_wrapper=optim_wrapper)
+        # the attack and the training step share SSD's anchor targets
+        with shared_targets(detector.bbox_head):
+            # autocast for AMP optim wrappers: the attack sees what
+            # training sees
+            with optim_wrapper.optim_context(model):
+                data = self.attacker(detector, data, salt=self._iter)
+            with preprocessed(detector.data_preprocessor):
+                outputs = model.train_step(data, optim_wrapper=optim_wrapper)
         outputs.update(self.attacker.last_stats)
         return outputs
 
