@@ -6,7 +6,7 @@ Budgets and step sizes of every attack are in pixel units (eps = 8 means
 ``S_x = B(x, eps) ∩ [0, 255]^n`` and padding added by the preprocessor is
 never perturbed.
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -38,6 +38,12 @@ class PixelSpace:
         self.mask = valid_mask(data_samples, inputs)
         # one host sync per batch, so the attack loops can skip the masking
         self.padded = not bool(self.mask.all())
+
+    @property
+    def step_mask(self) -> Optional[Tensor]:
+        """The valid-region mask for perturbation steps; None (nothing to
+        mask) when the batch has no padding."""
+        return self.mask if self.padded else None
 
     @classmethod
     def from_pixels(cls, data_preprocessor, pixels: Tensor,
@@ -79,11 +85,14 @@ def project(z: Tensor, x: Tensor, eps: float) -> Tensor:
     return torch.min(torch.max(z, x - eps), x + eps).clamp(0, PIXEL_MAX)
 
 
-def uniform_start(x: Tensor, eps: float, mask: Tensor,
+def uniform_start(x: Tensor, eps: float, mask: Optional[Tensor],
                   generators: List[torch.Generator]) -> Tensor:
-    """``x~ = P_Sx(x + U(-eps, eps))`` with one generator per image."""
-    noise = torch.stack([
-        torch.empty(x.shape[1:], device=x.device).uniform_(
-            -eps, eps, generator=g) for g in generators
-    ])
-    return project(x + noise * mask, x, eps)
+    """``x~ = P_Sx(x + U(-eps, eps))`` with one generator per image; the
+    noise is inside the eps ball already, so ``P_Sx`` is the [0, 255] clip.
+    ``mask``: ``(N, 1, H, W)`` valid region, or None without padding."""
+    noise = torch.empty_like(x)
+    for i, g in enumerate(generators):
+        noise[i].uniform_(-eps, eps, generator=g)
+    if mask is not None:
+        noise.mul_(mask)
+    return noise.add_(x).clamp_(0, PIXEL_MAX)

@@ -79,8 +79,7 @@ class RAPAttack(DetectorAttack):
                                        shape_set))
 
         x_adv = sign_pgd(loss_fn, x, x, ('rap', ), self.eps, self.step_size,
-                         self.steps,
-                         space.mask if space.padded else None)['rap']
+                         self.steps, space.step_mask)['rap']
         with torch.no_grad():
             self.last_stats['rap_loss'] = self.loss(
                 detector, space.to_input(x_adv), shape_set).mean()

@@ -94,12 +94,12 @@ class TaskDomainAttacker(DetectorAttack):
             return task_losses(space.to_input(pixels), data_samples)
 
         # x~ ~ U(B(x, eps))
-        start = uniform_start(x, self.eps, space.mask,
+        start = uniform_start(x, self.eps, space.step_mask,
                               generators) if self.random_start else x
         tasks = ('cls', 'loc') if self.domain == 'mtd' else (self.domain, )
         # x_T = P_Sx(x~ + eps * sign(grad_x loss_T(x~)))   (T = cls, loc, con)
         adv = sign_pgd(loss_fn, x, start, tasks, self.eps, self.step_size,
-                       self.steps, space.mask if space.padded else None)
+                       self.steps, space.step_mask)
         if self.domain != 'mtd':
             return adv[self.domain]
         # m_i = L_i(x_cls) > L_i(x_loc);  x_adv = m * x_cls + (1 - m) * x_loc
