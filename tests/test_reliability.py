@@ -265,6 +265,9 @@ def test_killed_run_resumes_to_the_same_parameters(shapes_root, tmp_path):
         "default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5))\n"
         f"train_dataloader = dict(batch_size=8, num_workers=0, "
         f"persistent_workers=False, dataset=dict(data_root={shapes_root!r}))\n"
+        f"val_dataloader = dict(num_workers=0, persistent_workers=False, "
+        f"dataset=dict(data_root={shapes_root!r}))\n"
+        "test_dataloader = val_dataloader\n"
         "randomness = dict(seed=0, deterministic=True)\n")
     straight = _train(str(config), tmp_path / 'straight')
     assert straight.returncode == 0, straight.stderr[-3000:]

@@ -238,3 +238,18 @@ def test_shared_targets_assign_once_and_change_nothing(detector,
     for task in TASKS:
         torch.testing.assert_close(shared[0][task], plain[task])
         assert not torch.equal(shared[2][task], plain[task])
+
+
+def test_attack_seed_follows_the_image_not_its_location():
+    from mmdet.structures import DetDataSample
+    from mmdet_robust.attacks.base import sample_seed
+
+    def seed(path, salt=0):
+        return sample_seed(DetDataSample(metainfo=dict(img_path=path)), 0,
+                           salt)
+
+    a = seed('/data/VOCdevkit/VOC2007/JPEGImages/000001.jpg')
+    assert a == seed('/mnt/x/VOCdevkit/VOC2007/JPEGImages/000001.jpg')
+    assert a != seed('/data/VOCdevkit/VOC2012/JPEGImages/000001.jpg')
+    assert a != seed('/data/VOCdevkit/VOC2007/JPEGImages/000002.jpg')
+    assert a != seed('/data/VOCdevkit/VOC2007/JPEGImages/000001.jpg', 1)

@@ -54,11 +54,15 @@ def attack_mode(model):
 def sample_seed(sample, seed: int, salt: int = 0) -> int:
     """A seed from the image's identity, not from the process or rank.
 
-    The same image gets the same attack randomness on 1 or N processes;
+    The same image gets the same attack randomness on 1 or N processes and
+    wherever the dataset lives: the key is the last three components of its
+    path (``VOC2007/JPEGImages/000001.jpg``), not the absolute path.
     ``salt`` (e.g. the training iteration) varies it over time.
     """
     meta = sample.metainfo
-    key = str(meta.get('img_path', meta.get('img_id', '')))
+    path = meta.get('img_path')
+    key = '/'.join(str(path).replace('\\', '/').split('/')[-3:]) \
+        if path is not None else str(meta.get('img_id', ''))
     return zlib.crc32(f'{seed}:{salt}:{key}'.encode())
 
 
