@@ -40,3 +40,6 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m mmdet_robust.tools.demo $(DEMO_ARGS)
+
+clean-demo:  # forget the demo's finished stages (data and venv stay)
+	rm -rf work_dirs/demo

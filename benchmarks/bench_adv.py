@@ -89,18 +89,27 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def timed_together(fns: dict, iters: int, warmup: int, device) -> dict:
+    """Median seconds per call of each of ``fns`` (``{name: fn}``), called
+    round-robin so that the machine's drift (other load, clocks) hits every
+    one alike and the ratios stay comparable."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(iters):
+        for name, fn in fns.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def timed(fn, iters: int, warmup: int, device) -> float:
     """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed_together(dict(fn=fn), iters, warmup, device)['fn']
 
 
 class Bench:
@@ -137,8 +146,8 @@ class Bench:
 
     def train_times(self) -> dict:
         self.model.train()
-        return {d: timed(self.train_step(d), self.args.iters,
-                         self.args.warmup, self.device) for d in DOMAINS}
+        return timed_together({d: self.train_step(d) for d in DOMAINS},
+                              self.args.iters, self.args.warmup, self.device)
 
     def peak_memory(self, domain: str) -> float:
         """MiB used by ``domain``'s training iterations."""
@@ -174,9 +183,9 @@ class Bench:
                     loss = losses(x, data['data_samples'])['cls'].sum()
                     torch.autograd.grad(loss, x)
 
-        t_pgd = timed(lambda: attack(self.model, data), self.args.iters,
-                      1, self.device)
-        t_bare = timed(bare, self.args.iters, 1, self.device)
+        t = timed_together(dict(pgd=lambda: attack(self.model, data),
+                                bare=bare), self.args.iters, 1, self.device)
+        t_pgd, t_bare = t['pgd'], t['bare']
         return dict(steps=k, pgd_images_per_s=n / t_pgd,
                     bare_images_per_s=n / t_bare, ratio=t_pgd / t_bare)
 
