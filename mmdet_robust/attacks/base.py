@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdet.structures.bbox import scale_boxes
 
-from .pixel_space import PIXEL_MAX, PixelSpace, project
+from .pixel_space import PixelSpace, feasible_bounds
 from .task_losses import shared_targets
 
 
@@ -151,8 +151,7 @@ def sign_pgd(loss_fn: LossFn, x: Tensor, start: Tensor, tasks: Iterable[str],
     (``(N, 1, H, W)``, or None without padding) keeps padding unperturbed.
     Returns ``{T: x_steps}``.
     """
-    # P_Sx as one clamp: [max(x - eps, 0), min(x + eps, 255)] (x in [0, 255])
-    low, high = (x - eps).clamp_(min=0), (x + eps).clamp_(max=PIXEL_MAX)
+    low, high = feasible_bounds(x, eps)  # P_Sx is a clamp to this box
     points = {task: start for task in tasks}
     for _ in range(steps):
         grads = task_gradients(loss_fn, points)

@@ -6,7 +6,7 @@ Budgets and step sizes of every attack are in pixel units (eps = 8 means
 ``S_x = B(x, eps) ∩ [0, 255]^n`` and padding added by the preprocessor is
 never perturbed.
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -80,9 +80,15 @@ def valid_mask(data_samples: Sequence, inputs: Tensor) -> Tensor:
     return mask
 
 
+def feasible_bounds(x: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """``S_x`` as a box: ``[max(x - eps, 0), min(x + eps, 255)]`` for ``x``
+    in [0, 255]. Loops that project many times compute it once."""
+    return (x - eps).clamp_(min=0), (x + eps).clamp_(max=PIXEL_MAX)
+
+
 def project(z: Tensor, x: Tensor, eps: float) -> Tensor:
-    """``P_Sx(z)``: clip to the eps ball around ``x``, then to [0, 255]."""
-    return torch.min(torch.max(z, x - eps), x + eps).clamp(0, PIXEL_MAX)
+    """``P_Sx(z)``: clip to the eps ball around ``x`` and to [0, 255]."""
+    return torch.clamp(z, *feasible_bounds(x, eps))
 
 
 def uniform_start(x: Tensor, eps: float, mask: Optional[Tensor],
