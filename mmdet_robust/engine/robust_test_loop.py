@@ -140,45 +140,48 @@ class RobustTestLoop(TestLoop):
     def report_path(self) -> str:
         return osp.join(self.runner.work_dir, f'{self.report_name}.json')
 
-    def fingerprint(self, name: str) -> dict:
-        """What an entry of the report depends on: the checkpoint file, the
-        test set size and the attack's settings. A finished entry with the
-        same fingerprint is reused instead of recomputed."""
+    def fingerprints(self) -> Dict[str, dict]:
+        """What each entry of the report depends on: the checkpoint file, the
+        test set size and the attack's settings (JSON-normalised). A
+        finished entry with the same fingerprint is reused instead of
+        recomputed."""
         ckpt = self.runner.cfg.get('load_from')
         stat = os.stat(ckpt) if ckpt and osp.isfile(ckpt) else None
-        return json.loads(json.dumps(dict(
-            checkpoint=ckpt,
-            checkpoint_size=stat.st_size if stat else None,
-            checkpoint_mtime=stat.st_mtime if stat else None,
-            num_images=len(self.dataloader.dataset),
-            attack=self.attack_cfgs.get(name)), default=str))
+        source = dict(checkpoint=ckpt,
+                      checkpoint_size=stat.st_size if stat else None,
+                      checkpoint_mtime=stat.st_mtime if stat else None,
+                      num_images=len(self.dataloader.dataset))
+        return json.loads(json.dumps(
+            {name: dict(source, attack=self.attack_cfgs.get(name))
+             for name in self.evaluators}, default=str))
 
     def finished_entries(self) -> Tuple[Dict[str, dict], Dict[str, dict]]:
         """Entries an earlier (interrupted or partial) run wrote for the same
         checkpoint and test set: ``(reusable, others)``, where ``reusable``
         are this run's attacks with unchanged settings (not recomputed) and
         ``others`` are further attacks kept in the report. Each is
-        ``{name: (metrics, settings, fingerprint)}``, decided on rank 0 and shared."""
+        ``{name: (metrics, settings, fingerprint)}``, decided on rank 0 and
+        shared. Without a checkpoint file nothing ties entries to a model.
+        """
         reusable, others = {}, {}
+        source = {k: v for k, v in self._prints['clean'].items()
+                  if k != 'attack'}
         if self.resume and is_main_process() and \
+                source['checkpoint_size'] is not None and \
                 osp.isfile(self.report_path):
             with open(self.report_path) as f:
                 old = json.load(f)
             prints = old.get('fingerprints', {})
-            model = {k: v for k, v in self.fingerprint('clean').items()
-                     if k != 'attack'}
             for name, metrics in old.get('metrics', {}).items():
-                if model['checkpoint_size'] is None:
-                    break  # no checkpoint file: nothing to tie entries to
                 fp = dict(prints.get(name, {}))
                 attack = fp.pop('attack', None)
-                if fp != model:
+                if fp != source:
                     continue  # another checkpoint or test set
                 entry = (metrics, old.get('settings', {}).get(name),
                          prints[name])
                 if name not in self.evaluators:
                     others[name] = entry
-                elif attack == self.fingerprint(name)['attack']:
+                elif attack == self._prints[name]['attack']:
                     reusable[name] = entry
         shared = [(reusable, others)]
         broadcast_object_list(shared)
@@ -188,6 +191,7 @@ class RobustTestLoop(TestLoop):
         self.runner.call_hook('before_test')
         self.runner.call_hook('before_test_epoch')
         self.runner.model.eval()
+        self._prints = self.fingerprints()
         reusable, self._kept = self.finished_entries()
         results = {name: entry[0] for name, entry in reusable.items()}
         if results:
@@ -257,7 +261,7 @@ class RobustTestLoop(TestLoop):
         metrics = dict(ordered, **{name: e[0] for name, e in kept.items()})
         settings = dict(self.attack_cfgs,
                         **{name: e[1] for name, e in kept.items()})
-        prints = {name: self.fingerprint(name) for name in ordered}
+        prints = {name: self._prints[name] for name in ordered}
         prints.update({name: e[2] for name, e in kept.items()})
         cfg = self.runner.cfg
         report = RobustnessReport(
