@@ -22,6 +22,7 @@ from mmdet_robust.datasets.make_shapes import make_shapes
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_STD = osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py')
+ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
 
 
 @pytest.fixture(scope='session')
@@ -57,6 +58,15 @@ def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 1
     cfg.log_level = 'WARNING'
+    return cfg
+
+
+def robust_cfg(shapes_root, work_dir, checkpoint, **attacks) -> Config:
+    """The tiny robust-eval config on the test data, evaluating
+    ``checkpoint`` under exactly ``attacks``."""
+    cfg = tiny_cfg(shapes_root, work_dir, config=ROBUST_CFG)
+    cfg.test_cfg.attacks = attacks
+    cfg.load_from = checkpoint
     return cfg
 
 

@@ -22,12 +22,11 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
 
-from conftest import REPO, dataset_batch, tiny_cfg
+from conftest import REPO, dataset_batch, robust_cfg, tiny_cfg
 from mmdet.registry import HOOKS
 from mmdet_robust.attacks import TaskDomainAttacker
 
 MTD_CFG = osp.join(REPO, 'configs', 'tiny_ssd_mtd_shapes.py')
-ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
 ATTACKS = dict(
     con_pgd=dict(type='PGDAttack', task='con', eps=8., steps=3,
                  random_start=True),
@@ -35,10 +34,8 @@ ATTACKS = dict(
 
 
 def _evaluate(shapes_root, checkpoint, work_dir):
-    cfg = tiny_cfg(shapes_root, work_dir, config=ROBUST_CFG)
+    cfg = robust_cfg(shapes_root, work_dir, checkpoint, **ATTACKS)
     cfg.test_dataloader.batch_size = 1
-    cfg.test_cfg.attacks = ATTACKS
-    cfg.load_from = checkpoint
     return Runner.from_cfg(cfg).test()
 
 

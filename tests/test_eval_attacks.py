@@ -1,11 +1,10 @@
 import json
-import os.path as osp
 
 import pytest
 import torch
 from mmengine.runner import Runner
 
-from conftest import REPO, dataset_batch, tiny_cfg
+from conftest import dataset_batch, robust_cfg
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
                                   RAPAttack, TaskLosses, dense_predictions)
 from mmdet_robust.attacks.base import image_generators
@@ -13,7 +12,6 @@ from mmdet_robust.engine.robust_test_loop import (expand_sweep,
                                                   gt_in_input_coords)
 
 EPS = 8.
-ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
 
 
 @pytest.fixture
@@ -124,13 +122,6 @@ def test_expand_sweep_names_and_settings():
     assert len(sweep) == 4
 
 
-def _robust_cfg(shapes_root, work_dir, checkpoint, **attacks):
-    cfg = tiny_cfg(shapes_root, work_dir, config=ROBUST_CFG)
-    cfg.test_cfg.attacks = attacks
-    cfg.load_from = checkpoint
-    return cfg
-
-
 def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
                                                trained_checkpoint):
     path, _ = trained_checkpoint
@@ -139,7 +130,7 @@ def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
         loc_pgd=dict(type='PGDAttack', task='loc', eps=EPS, steps=5),
         dag=dict(type='DAGAttack', eps=EPS, max_iters=20),
         rap=dict(type='RAPAttack', eps=EPS, steps=5))
-    cfg = _robust_cfg(shapes_root, tmp_path, path, **attacks)
+    cfg = robust_cfg(shapes_root, tmp_path, path, **attacks)
     metrics = Runner.from_cfg(cfg).test()
     for name in ('clean', *attacks):
         assert 0 <= metrics[f'{name}/pascal_voc/mAP'] <= 1
@@ -157,7 +148,7 @@ def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
 def test_robust_eval_without_annotations_is_a_clear_error(
         shapes_root, tmp_path, trained_checkpoint):
     path, _ = trained_checkpoint
-    cfg = _robust_cfg(shapes_root, tmp_path, path,
+    cfg = robust_cfg(shapes_root, tmp_path, path,
                       cls_pgd=dict(type='PGDAttack', task='cls', steps=1))
     cfg.test_dataloader.dataset.pipeline = [
         t for t in cfg.test_dataloader.dataset.pipeline

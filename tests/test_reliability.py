@@ -18,7 +18,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
-from conftest import REPO, tiny_cfg
+from conftest import REPO, robust_cfg, tiny_cfg
 from mmdet.registry import HOOKS, MODELS
 from mmdet.structures import DetDataSample
 from mmengine.hooks import Hook
@@ -28,7 +28,6 @@ from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,
 from mmdet_robust.checkpoint import (CheckpointMismatchError,
                                      check_state_dict_fits, safe_torch_load)
 
-ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
 EPS = 8.
 TRAIN_TOOL = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim',
                       'tools', 'train.py')
@@ -50,10 +49,8 @@ class _CountingPGD(PGDAttack):
 
 def _robust_cfg(shapes_root, work_dir, checkpoint, per_attack_passes,
                 **attacks):
-    cfg = tiny_cfg(shapes_root, work_dir, config=ROBUST_CFG)
-    cfg.test_cfg.attacks = attacks
+    cfg = robust_cfg(shapes_root, work_dir, checkpoint, **attacks)
     cfg.test_cfg.per_attack_passes = per_attack_passes
-    cfg.load_from = checkpoint
     return cfg
 
 
