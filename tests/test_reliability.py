@@ -15,22 +15,22 @@ import sys
 
 import pytest
 import torch
+from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
 from mmengine.runner import Runner
+from mmengine.structures import InstanceData
 
 from conftest import REPO, robust_cfg, tiny_cfg
 from mmdet.registry import HOOKS, MODELS
 from mmdet.structures import DetDataSample
-from mmengine.hooks import Hook
-from mmengine.structures import InstanceData
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,
                                   TaskDomainAttacker, TaskLosses)
 from mmdet_robust.checkpoint import (CheckpointMismatchError,
                                      check_state_dict_fits, safe_torch_load)
+from mmdet_robust.tools.demo import MMDET_TOOLS
 
 EPS = 8.
-TRAIN_TOOL = osp.join(osp.dirname(__import__('mmdet').__file__), '.mim',
-                      'tools', 'train.py')
+TRAIN_TOOL = osp.join(MMDET_TOOLS, 'train.py')
 
 
 @MODELS.register_module(force=True)
