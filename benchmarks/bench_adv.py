@@ -42,7 +42,7 @@ from mmdet.structures import DetDataSample
 from mmdet_robust.attacks import PGDAttack, TaskDomainAttacker, TaskLosses
 from mmdet_robust.attacks.base import attack_mode
 from mmdet_robust.attacks.task_losses import shared_targets
-from mmdet_robust.engine.loops import preprocessed
+from mmdet_robust.engine.loops import adversarial_train_step
 
 DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
 
@@ -133,15 +133,10 @@ class Bench:
 
     def train_step(self, domain: str):
         attacker = TaskDomainAttacker(domain=domain, eps=8.)
-        model, dp = self.model, self.model.data_preprocessor
 
-        def step():  # as AdversarialTrainStep.adversarial_train_step
-            data = dp(copy.deepcopy(self.raw), True)
-            with shared_targets(model.bbox_head):
-                with self.optim_wrapper.optim_context(model):
-                    data = attacker(model, data)
-                with preprocessed(dp):
-                    model.train_step(data, optim_wrapper=self.optim_wrapper)
+        def step():  # exactly AdvTrainingLoop's iteration
+            adversarial_train_step(self.model, self.optim_wrapper, attacker,
+                                   copy.deepcopy(self.raw))
         return step
 
     def train_times(self) -> dict:

@@ -26,6 +26,25 @@ def preprocessed(data_preprocessor):
         del data_preprocessor.forward
 
 
+def adversarial_train_step(model, optim_wrapper, attacker,
+                           data_batch: Sequence[dict], salt: int = 0) -> Dict:
+    """One iteration of Algorithm 1: preprocess once, let ``attacker``
+    replace the batch by its adversarial version (seeded by ``salt``), then
+    run the model's normal ``train_step`` on it. Returns the step's outputs
+    with the attacker's statistics."""
+    detector = unwrap(model)
+    data = detector.data_preprocessor(data_batch, True)
+    # the attack and the training step share SSD's anchor targets
+    with shared_targets(detector.bbox_head):
+        # autocast for AMP optim wrappers: the attack sees what training sees
+        with optim_wrapper.optim_context(model):
+            data = attacker(detector, data, salt=salt)
+        with preprocessed(detector.data_preprocessor):
+            outputs = model.train_step(data, optim_wrapper=optim_wrapper)
+    outputs.update(attacker.last_stats)
+    return outputs
+
+
 class AdversarialTrainStep:
     """The part both loops share: replace the batch by its adversarial
     version, then run the model's normal ``train_step``.
@@ -55,20 +74,10 @@ class AdversarialTrainStep:
             else attacker
 
     def adversarial_train_step(self, data_batch: Sequence[dict]) -> Dict:
-        model = self.runner.model
-        optim_wrapper = self.runner.optim_wrapper
-        detector = unwrap(model)
-        data = detector.data_preprocessor(data_batch, True)
-        # the attack and the training step share SSD's anchor targets
-        with shared_targets(detector.bbox_head):
-            # autocast for AMP optim wrappers: the attack sees what
-            # training sees
-            with optim_wrapper.optim_context(model):
-                data = self.attacker(detector, data, salt=self._iter)
-            with preprocessed(detector.data_preprocessor):
-                outputs = model.train_step(data, optim_wrapper=optim_wrapper)
-        outputs.update(self.attacker.last_stats)
-        return outputs
+        return adversarial_train_step(self.runner.model,
+                                      self.runner.optim_wrapper,
+                                      self.attacker, data_batch,
+                                      salt=self._iter)
 
 
 @LOOPS.register_module()
