@@ -66,12 +66,15 @@ def test_pgd_raises_its_task_loss(detector, test_batch, task):
     assert loss(adv) > 1.5 * loss(test_batch)
 
 
-def test_dag_flips_targets_and_stops_early(detector, test_batch):
-    dag = DAGAttack(eps=32., max_iters=150, seed=1)  # budget not binding
+@pytest.mark.parametrize('object_argmax', [True, False])
+def test_dag_flips_targets_and_stops_early(detector, test_batch,
+                                           object_argmax):
+    dag = DAGAttack(eps=32., gamma=1., max_iters=300, seed=1,
+                    object_argmax=object_argmax)  # budget not binding
     adv = dag(detector, test_batch)
     iters = dag.last_stats['dag_iters'].item()
     assert dag.last_stats['dag_correct'].item() == 0  # no target correct
-    assert 0 < iters < 150  # stopped early
+    assert 0 < iters < 300  # stopped early
     # the targets now predict their adversarial labels (targeted attack)
     with torch.no_grad():
         dense = dense_predictions(detector, adv['inputs'])
@@ -80,23 +83,51 @@ def test_dag_flips_targets_and_stops_early(detector, test_batch):
         clean = dense_predictions(detector, test_batch['inputs'])
     targets = dag._targets(dense.priors, adv['data_samples'],
                            dense.num_classes, dense.softmax, gens)
+    # SSD: background is the last logit; object_argmax ranks without it
+    classes = dense.num_classes if object_argmax else None
     total = gained = 0
     for i, (index, true, wanted) in enumerate(targets):
         def margin(d):
             logits = d.cls_logits[i, index]
             return (logits.gather(1, wanted[:, None]) -
                     logits.gather(1, true[:, None])).squeeze(1)
-        assert (dense.cls_logits[i, index].argmax(-1) != true).all()
+        assert (dense.cls_logits[i, index, :classes].argmax(-1) != true).all()
         # the targets DAG pushed: those correct on the clean image
-        pushed = clean.cls_logits[i, index].argmax(-1) == true
+        pushed = clean.cls_logits[i, index, :classes].argmax(-1) == true
         gained += (margin(dense) > margin(clean))[pushed].sum().item()
         total += pushed.sum().item()
     # they moved towards their adversarial label (targeted attack)
     assert total > 0 and gained / total > 0.9
     # fewer iterations are needed with a bigger step
-    quick = DAGAttack(eps=32., gamma=2., max_iters=150, seed=1)
+    quick = DAGAttack(eps=32., gamma=4., max_iters=300, seed=1,
+                      object_argmax=object_argmax)
     quick(detector, test_batch)
     assert quick.last_stats['dag_iters'].item() < iters
+
+
+def test_dag_object_argmax_pushes_further(detector, test_batch):
+    """Ranking the object classes only, DAG keeps going where a background
+    argmax would have stopped it: more iterations, a larger perturbation and
+    lower true-class scores at the targets."""
+    stats, true_prob = {}, {}
+    for object_argmax in (False, True):
+        dag = DAGAttack(eps=32., gamma=1., max_iters=300, seed=1,
+                        object_argmax=object_argmax)
+        adv = dag(detector, test_batch)
+        stats[object_argmax] = dag.last_stats
+        with torch.no_grad():
+            dense = dense_predictions(detector, adv['inputs'])
+        gens = image_generators(adv['data_samples'], 'cpu', dag.seed)
+        probs = []
+        for i, (index, true, _) in enumerate(dag._targets(
+                dense.priors, adv['data_samples'], dense.num_classes,
+                dense.softmax, gens)):
+            p = dense.cls_logits[i, index].softmax(-1)
+            probs.append(p.gather(1, true[:, None]).squeeze(1))
+        true_prob[object_argmax] = torch.cat(probs).mean().item()
+    assert stats[True]['dag_iters'] > stats[False]['dag_iters']
+    assert stats[True]['adv_linf'] > stats[False]['adv_linf']
+    assert true_prob[True] < true_prob[False]
 
 
 def test_rap_lowers_its_loss_and_confident_predictions(detector, test_batch):

@@ -9,7 +9,8 @@ import pytest
 from mmengine.registry import init_default_scope
 
 from mmdet.registry import DATASETS
-from mmdet_robust.datasets.make_shapes import SHAPES_CLASSES, main, make_shapes
+from mmdet_robust.datasets.make_shapes import (SHAPES_CLASSES, main,
+                                               make_image, make_shapes)
 
 
 def _objects(voc, name):
@@ -104,3 +105,28 @@ def test_class_names_stand_in_for_voc(tmp_path):
     assert labels and labels <= {0, 1, 2, 3}
     with pytest.raises(ValueError, match='class_names needs 4'):
         make_shapes(str(tmp_path / 'bad'), class_names=('a', 'b'))
+
+
+def test_pixel_noise_has_the_requested_std(tmp_path):
+    """Same seed, same shapes; the noisy image is the clean one plus
+    Gaussian noise of the requested std (clipped to [0, 255])."""
+    for i in range(3):
+        clean, objs = make_image(np.random.default_rng([4, i]), 128, 1, 4,
+                                 0., noise=0.)
+        noisy, objs_noisy = make_image(np.random.default_rng([4, i]), 128, 1,
+                                       4, 0., noise=16.)
+        assert objs == objs_noisy
+        a = np.asarray(clean, np.float32)
+        diff = np.asarray(noisy, np.float32) - a
+        inside = (a > 48) & (a < 207)  # away from clipping
+        assert abs(diff[inside].mean()) < 1.
+        assert 15. < diff[inside].std() < 17.
+    with pytest.raises(ValueError, match='noise must be'):
+        make_shapes(str(tmp_path / 'bad'), noise=-1.)
+    out = str(tmp_path / 'cli')
+    main(['--out', out, '--num-train', '2', '--num-test', '1',
+          '--noise', '0'])
+    jpg = osp.join(out, 'VOCdevkit/VOC2007/JPEGImages/000000.jpg')
+    before = open(jpg, 'rb').read()
+    main(['--out', out, '--num-train', '2', '--num-test', '1'])
+    assert open(jpg, 'rb').read() != before  # other noise: regenerated

@@ -54,6 +54,17 @@ class DAGAttack(DetectorAttack):
     pixel units; norms are per image. ``last_stats``: ``dag_iters`` (iterations
     run) and ``dag_correct`` (fraction of targets still correct at the end).
 
+    "Still correct" ranks the object classes only (``object_argmax=True``):
+    a one-stage head reports a box for *every* class whose score clears
+    ``score_thr``, so a target whose background logit has overtaken ``l_n``
+    still yields an ``l_n`` detection; the target stops counting only once
+    a wrong object class outranks ``l_n`` there. That is also the sigmoid
+    heads' criterion (``l_n`` has the highest class score).
+    ``object_argmax=False`` lets background count as a flip (Faster R-CNN's
+    reading, where the background argmax removes the proposal): on SSD
+    the attack then stops while the true class keeps most of its
+    detections.
+
     Args:
         eps: budget (8).
         gamma: step length in the max norm (0.5).
@@ -61,11 +72,15 @@ class DAGAttack(DetectorAttack):
         iou_thr: IoU for a prior to be a target.
         include_background: also allow background as adversarial label
             (softmax heads only).
+        object_argmax: rank only the object classes when deciding whether
+            a target is still correct (softmax heads; see above). Ignored
+            with ``include_background``, where background is a wanted label.
     """
 
     def __init__(self, eps: float = 8., gamma: float = 0.5,
                  max_iters: int = 150, iou_thr: float = 0.5,
-                 include_background: bool = False, seed: int = 0) -> None:
+                 include_background: bool = False,
+                 object_argmax: bool = True, seed: int = 0) -> None:
         super().__init__(seed=seed)
         self.eps = check_budget('eps', eps)
         self.gamma = check_budget('gamma', gamma)
@@ -74,6 +89,7 @@ class DAGAttack(DetectorAttack):
             raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr!r}')
         self.iou_thr = iou_thr
         self.include_background = include_background
+        self.object_argmax = object_argmax
 
     def _targets(self, priors: Tensor, data_samples: Sequence,
                  num_classes: int, softmax: bool,
@@ -92,6 +108,10 @@ class DAGAttack(DetectorAttack):
             targets.append((index, labels, (labels + shift) % choices))
         return targets
 
+    def _rank_background(self, dense) -> bool:
+        return dense.softmax and (self.include_background
+                                  or not self.object_argmax)
+
     def perturb(self, detector, space: PixelSpace, x: Tensor,
                 data_samples: Sequence, generators: List[torch.Generator]
                 ) -> Tensor:
@@ -107,7 +127,9 @@ class DAGAttack(DetectorAttack):
             objective, still_correct, total = 0., 0, 0
             for i, (index, true, adv) in enumerate(targets):
                 logits = dense.cls_logits[i, index]  # (T, C)
-                correct = logits.argmax(-1) == true  # T_m of image i
+                ranked = logits if self._rank_background(dense) else \
+                    logits[:, :dense.num_classes]  # background is last
+                correct = ranked.argmax(-1) == true  # T_m of image i
                 still_correct += int(correct.sum())
                 total += len(index)
                 gain = logits.gather(1, adv[:, None]) - logits.gather(
