@@ -22,7 +22,7 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
 
-from conftest import REPO, dataset_batch, robust_cfg, tiny_cfg
+from conftest import REPO, dataset_batch, robust_cfg, sgd, tiny_cfg
 from mmdet.registry import HOOKS
 from mmdet_robust.attacks import TaskDomainAttacker
 
@@ -97,8 +97,7 @@ def _train_worker(rank, shapes_root, work_dir, port):
         # SGD (the config's earlier optimizer): with AdamW 10 of 59
         # parameter tensors did not change in these 4 warm-up iterations,
         # which the check below would read as "did not train"
-        cfg.optim_wrapper.optimizer = dict(type='SGD', lr=0.01, momentum=0.9,
-                                           weight_decay=5e-4)
+        cfg.optim_wrapper.optimizer = sgd(lr=0.01)
         cfg.custom_hooks.append(dict(type='_KeepInitialParams'))
         cfg.launcher = 'pytorch'  # the group exists: the Runner joins it
         cfg.model_wrapper_cfg = dict(type='_CPUDistributedDataParallel',

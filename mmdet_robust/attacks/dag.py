@@ -108,10 +108,6 @@ class DAGAttack(DetectorAttack):
             targets.append((index, labels, (labels + shift) % choices))
         return targets
 
-    def _rank_background(self, dense) -> bool:
-        return dense.softmax and (self.include_background
-                                  or not self.object_argmax)
-
     def perturb(self, detector, space: PixelSpace, x: Tensor,
                 data_samples: Sequence, generators: List[torch.Generator]
                 ) -> Tensor:
@@ -124,12 +120,15 @@ class DAGAttack(DetectorAttack):
                 targets = self._targets(dense.priors, data_samples,
                                         dense.num_classes, dense.softmax,
                                         generators)
+                # logits ranked for "still correct" (background is last):
+                # all of them, or the object classes only
+                rank_all = dense.softmax and (self.include_background
+                                              or not self.object_argmax)
+                num_ranked = None if rank_all else dense.num_classes
             objective, still_correct, total = 0., 0, 0
             for i, (index, true, adv) in enumerate(targets):
                 logits = dense.cls_logits[i, index]  # (T, C)
-                ranked = logits if self._rank_background(dense) else \
-                    logits[:, :dense.num_classes]  # background is last
-                correct = ranked.argmax(-1) == true  # T_m of image i
+                correct = logits[:, :num_ranked].argmax(-1) == true  # T_m
                 still_correct += int(correct.sum())
                 total += len(index)
                 gain = logits.gather(1, adv[:, None]) - logits.gather(
