@@ -119,6 +119,8 @@ class Bench:
         cfg = Config.fromfile(args.config)
         self.device = torch.device(
             'cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
+        # every batch has the same shape: let cuDNN pick its fastest kernels
+        torch.backends.cudnn.benchmark = self.device.type == 'cuda'
         self.model = MODELS.build(cfg.model).to(self.device)
         self.model.init_weights()
         if args.channels_last:

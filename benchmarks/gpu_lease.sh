@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The GPU part of BENCHMARKS.md in one command, for a lent GPU machine that
+# has python3 with a CUDA torch and no internet (the `device` tool's
+# machines). Run from the repository root with the wheels and the mmcv sdist
+# in .whl/ (BENCHMARKS.md lists them); results go to $OUT (default
+# work_dirs/gpu). Stages run in order of importance and each is skipped when
+# the time left (DEADLINE seconds from the start) is too short for it.
+#
+# mmcv 2.1.0 is built from its sdist with its compiled ops, CPU kernels only:
+# its CUDA kernels take longer to compile than a lease lasts, and nothing
+# timed here calls an mmcv op (training and attacks use no nms; evaluation,
+# which does, is not run here).
+set -uo pipefail
+OUT=${OUT:-work_dirs/gpu}
+DEADLINE=${DEADLINE:-560}
+PY=${PY:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+log() { echo "[+${SECONDS}s] $*"; }
+left() { echo $((DEADLINE - SECONDS)); }
+stage() {  # stage NAME NEEDS_SECONDS COMMAND...
+  local name=$1 need=$2; shift 2
+  if [ "$(left)" -lt "$need" ]; then log "SKIP $name ($(left) s left)"; return; fi
+  log "START $name"
+  timeout "$(left)" "$@"; log "END $name rc=$?"
+}
+
+log "$(nvidia-smi -L 2>&1 | head -1)"
+$PY -c 'import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
+$PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+  --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:/tmp/mmcv-2.1.0:$PWD
+tar xzf .whl/mmcv-2.1.0.tar.gz -C /tmp
+log "building mmcv 2.1.0 ops (CPU kernels) on $(nproc) cores"
+(cd /tmp/mmcv-2.1.0 && CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 \
+  MAX_JOBS=$(nproc) $PY setup.py build_ext --inplace >/tmp/mmcv_build.log 2>&1) \
+  || { tail -40 /tmp/mmcv_build.log; exit 1; }
+log "mmcv built"
+$PY -c 'import mmcv.ops, mmdet, mmdet_robust; print("mmcv", mmcv.__version__, "mmdet", mmdet.__version__)' || exit 1
+
+SSD=configs/ssd300_vgg16_std_voc.py
+YOLO=configs/yolov3_d53_std_voc.py
+B=benchmarks/bench_adv.py
+stage checks_ssd300 40 $PY benchmarks/gpu_checks.py $SSD --batch 8 \
+  --out "$OUT/checks_ssd300.json"
+stage bench_ssd300 70 $PY $B $SSD --batch 32 --out "$OUT/ssd300.json"
+# a short real-size run: MTD (Algorithm 1) on SSD300-VGG16-BN, batch 32,
+# AMP, through MMDetection's own tools/train.py, on a generated 300-px VOC tree
+D=/tmp/voc300/VOCdevkit/
+$PY -m mmdet_robust.datasets.make_shapes --out /tmp/voc300 --size 300 \
+  --num-train 512 --num-test 8 --class-names aeroplane bicycle bird boat \
+  && ln -sfn "$D/VOC2007" "$D/VOC2012"
+stage train_ssd300_mtd 90 $PY /tmp/site/mmdet/.mim/tools/train.py \
+  configs/ssd300_vgg16_mtd_voc.py --work-dir /tmp/wd_mtd --cfg-options \
+  train_dataloader.dataset.dataset.datasets.0.data_root=$D \
+  train_dataloader.dataset.dataset.datasets.1.data_root=$D \
+  val_dataloader.dataset.data_root=$D test_dataloader.dataset.data_root=$D \
+  train_cfg.max_iters=60 train_cfg.val_begin=1000000 \
+  param_scheduler.0.end=20 optim_wrapper.type=AmpOptimWrapper \
+  optim_wrapper.loss_scale=dynamic default_hooks.logger.interval=10 \
+  default_hooks.checkpoint.interval=60 env_cfg.cudnn_benchmark=True \
+  > "$OUT/train_ssd300_mtd.log" 2>&1
+grep -E "Iter\(train\)|Saving|Error|END|SKIP" "$OUT/train_ssd300_mtd.log" | tail -8
+
+stage bench_ssd300_amp 70 $PY $B $SSD --batch 32 --amp --channels-last \
+  --out "$OUT/ssd300_amp_cl.json"
+
+stage bench_yolov3 100 $PY $B $YOLO --batch 32 --iters 3 --warmup 1 \
+  --out "$OUT/yolov3.json"
+stage bench_yolov3_amp 100 $PY $B $YOLO --batch 32 --iters 3 --warmup 1 \
+  --amp --channels-last --out "$OUT/yolov3_amp_cl.json"
+stage checks_yolov3 40 $PY benchmarks/gpu_checks.py $YOLO --batch 8 \
+  --out "$OUT/checks_yolov3.json"
+log done
