@@ -177,7 +177,8 @@ class Bench:
                     shared_targets(self.model.bbox_head):
                 for _ in range(k):
                     x = x.detach().requires_grad_(True)
-                    loss = losses(x, data['data_samples'])['cls'].sum()
+                    loss = losses(x, data['data_samples'],
+                                  per_image=False)['cls']
                     torch.autograd.grad(loss, x)
 
         t = timed_together(dict(pgd=lambda: attack(self.model, data),

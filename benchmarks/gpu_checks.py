@@ -61,7 +61,8 @@ def syncs_per_step(model, data, k1: int = 2, k2: int = 6) -> dict:
                     shared_targets(model.bbox_head):
                 for _ in range(k):
                     x = x.detach().requires_grad_(True)
-                    loss = losses(x, data['data_samples'])['cls'].sum()
+                    loss = losses(x, data['data_samples'],
+                                  per_image=False)['cls']
                     torch.autograd.grad(loss, x)
         return run
 

@@ -18,8 +18,9 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 log() { echo "[+${SECONDS}s] $*"; }
 left() { echo $((DEADLINE - SECONDS)); }
-stage() {  # stage NAME NEEDS_SECONDS COMMAND...
+stage() {  # stage NAME NEEDS_SECONDS COMMAND...  (ONLY=regex picks stages)
   local name=$1 need=$2; shift 2
+  [[ $name =~ ${ONLY:-.} ]] || return 0
   if [ "$(left)" -lt "$need" ]; then log "SKIP $name ($(left) s left)"; return; fi
   log "START $name"
   timeout "$(left)" "$@"; log "END $name rc=$?"
@@ -46,21 +47,25 @@ stage checks_ssd300 40 $PY benchmarks/gpu_checks.py $SSD --batch 8 \
 stage bench_ssd300 70 $PY $B $SSD --batch 32 --out "$OUT/ssd300.json"
 # a short real-size run: MTD (Algorithm 1) on SSD300-VGG16-BN, batch 32,
 # AMP, through MMDetection's own tools/train.py, on a generated 300-px VOC tree
-D=/tmp/voc300/VOCdevkit/
-$PY -m mmdet_robust.datasets.make_shapes --out /tmp/voc300 --size 300 \
-  --num-train 512 --num-test 8 --class-names aeroplane bicycle bird boat \
-  && ln -sfn "$D/VOC2007" "$D/VOC2012"
-stage train_ssd300_mtd 90 $PY /tmp/site/mmdet/.mim/tools/train.py \
-  configs/ssd300_vgg16_mtd_voc.py --work-dir /tmp/wd_mtd --cfg-options \
-  train_dataloader.dataset.dataset.datasets.0.data_root=$D \
-  train_dataloader.dataset.dataset.datasets.1.data_root=$D \
-  val_dataloader.dataset.data_root=$D test_dataloader.dataset.data_root=$D \
-  train_cfg.max_iters=60 train_cfg.val_begin=1000000 \
-  param_scheduler.0.end=20 optim_wrapper.type=AmpOptimWrapper \
-  optim_wrapper.loss_scale=dynamic default_hooks.logger.interval=10 \
-  default_hooks.checkpoint.interval=60 env_cfg.cudnn_benchmark=True \
-  > "$OUT/train_ssd300_mtd.log" 2>&1
-grep -E "Iter\(train\)|Saving|Error|END|SKIP" "$OUT/train_ssd300_mtd.log" | tail -8
+train_ssd300_mtd() {
+  local D=/tmp/voc300/VOCdevkit/
+  $PY -m mmdet_robust.datasets.make_shapes --out /tmp/voc300 --size 300 \
+    --num-train 512 --num-test 8 --class-names aeroplane bicycle bird boat \
+    && ln -sfn "$D/VOC2007" "$D/VOC2012"
+  $PY /tmp/site/mmdet/.mim/tools/train.py \
+    configs/ssd300_vgg16_mtd_voc.py --work-dir /tmp/wd_mtd --cfg-options \
+    train_dataloader.dataset.dataset.datasets.0.data_root=$D \
+    train_dataloader.dataset.dataset.datasets.1.data_root=$D \
+    val_dataloader.dataset.data_root=$D test_dataloader.dataset.data_root=$D \
+    train_cfg.max_iters=60 train_cfg.val_begin=1000000 \
+    param_scheduler.0.end=20 optim_wrapper.type=AmpOptimWrapper \
+    optim_wrapper.loss_scale=dynamic default_hooks.logger.interval=10 \
+    default_hooks.checkpoint.interval=60 env_cfg.cudnn_benchmark=True \
+    > "$OUT/train_ssd300_mtd.log" 2>&1
+  grep -E "Iter\(train\)|Saving|Error" "$OUT/train_ssd300_mtd.log" | tail -8
+}
+export -f train_ssd300_mtd; export PY OUT
+stage train_ssd300_mtd 100 bash -c train_ssd300_mtd
 
 stage bench_ssd300_amp 70 $PY $B $SSD --batch 32 --amp --channels-last \
   --out "$OUT/ssd300_amp_cl.json"

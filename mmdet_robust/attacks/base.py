@@ -122,8 +122,9 @@ def task_gradients(loss_fn: LossFn, points: Dict[str, Tensor]
 
     Tasks whose points are the same tensor share one forward pass (the
     random start of MTD: one forward, one backward per task).
-    ``loss_fn(x)`` maps pixels ``(N, C, H, W)`` to per-image losses
-    ``dict(cls=(N,), loc=(N,), con=(N,))``.
+    ``loss_fn(x)`` maps pixels ``(N, C, H, W)`` to the losses
+    ``dict(cls=, loc=, con=)``, per image ``(N,)`` or batch totals ``()``:
+    the gradient of their sum is taken.
     """
     grads = {}
     groups: Dict[int, List[str]] = {}

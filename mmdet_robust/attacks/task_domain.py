@@ -90,15 +90,19 @@ class TaskDomainAttacker(DetectorAttack):
                 ) -> Tensor:
         task_losses = self.task_losses(detector)
 
-        def loss_fn(pixels: Tensor):
-            return task_losses(space.to_input(pixels), data_samples)
+        def loss_fn(pixels: Tensor, per_image: bool = True):
+            return task_losses(space.to_input(pixels), data_samples,
+                               per_image)
+
+        def gradient_loss_fn(pixels: Tensor):  # batch totals suffice
+            return loss_fn(pixels, per_image=False)
 
         # x~ ~ U(B(x, eps))
         start = uniform_start(x, self.eps, space.step_mask,
                               generators) if self.random_start else x
         tasks = ('cls', 'loc') if self.domain == 'mtd' else (self.domain, )
         # x_T = P_Sx(x~ + eps * sign(grad_x loss_T(x~)))   (T = cls, loc, con)
-        adv = sign_pgd(loss_fn, x, start, tasks, self.eps, self.step_size,
+        adv = sign_pgd(gradient_loss_fn, x, start, tasks, self.eps, self.step_size,
                        self.steps, space.step_mask)
         if self.domain != 'mtd':
             return adv[self.domain]

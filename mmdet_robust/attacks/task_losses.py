@@ -4,8 +4,11 @@ Paper Eq. (3): ``L = loss_cls(f(x), {y_k}) + loss_loc(f(x), {b_k})``. The two
 terms are computed through MMDetection's own head code (``extract_feat`` ->
 ``bbox_head`` -> ``loss_by_feat``), per image so that MTD can pick its
 example per image (Algorithm 1): one ``loss_by_feat`` call per image, or one
-batched call for SSD, whose loss terms are already per image. Images without
-GT boxes have nothing to attack: their losses are zero (zero gradient).
+batched call for SSD, whose loss terms are already per image, and for YOLOv3,
+whose element-wise loss terms keep the image dimension. Gradient passes
+need only the batch totals, which one batched call gives for every head
+(``per_image=False``). Images without GT boxes have nothing to attack: their
+losses are zero (zero gradient).
 """
 from contextlib import contextmanager
 from typing import Dict, Optional, Sequence, Tuple
@@ -28,6 +31,11 @@ DEFAULT_TASK_KEYS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
 }
 
 TASKS = ('cls', 'loc', 'con')
+
+# Heads whose loss_by_feat keeps the image dimension first in every
+# element-wise loss term: with their loss modules set to reduction 'none',
+# one batched call gives each image's loss (looked up along the MRO).
+ELEMENTWISE_PER_IMAGE_HEADS = ('YOLOV3Head', )
 
 
 @contextmanager
@@ -67,6 +75,34 @@ def shared_targets(head):
         del head.get_targets
 
 
+@contextmanager
+def unreduced(loss_modules: Sequence[torch.nn.Module]):
+    """Within the block, the loss modules return element-wise losses."""
+    saved = [m.reduction for m in loss_modules]
+    for m in loss_modules:
+        m.reduction = 'none'
+    try:
+        yield
+    finally:
+        for m, reduction in zip(loss_modules, saved):
+            m.reduction = reduction
+
+
+def summing_loss_modules(head) -> Optional[list]:
+    """The loss modules of ``head`` if it is one of
+    :data:`ELEMENTWISE_PER_IMAGE_HEADS` and all of them sum over elements
+    (then the per-image sums of their element-wise losses are exactly the
+    per-image losses); else None."""
+    names = {k.__name__ for k in type(head).__mro__}
+    if not names & set(ELEMENTWISE_PER_IMAGE_HEADS):
+        return None
+    modules = [m for name, m in head.named_children()
+               if name.startswith('loss') and hasattr(m, 'reduction')]
+    if not modules or any(m.reduction != 'sum' for m in modules):
+        return None
+    return modules
+
+
 class TaskKeyError(KeyError):
     """The head's loss keys cannot be split into cls and loc terms."""
 
@@ -100,12 +136,14 @@ def resolve_task_keys(head: torch.nn.Module,
         'the attacker, naming the keys its loss_by_feat returns.')
 
 
-def _slice_batch(outs, i: int):
-    """The ``i``-th image of a head's nested tuple/list-of-tensor output."""
+def _slice_batch(outs, index):
+    """Images ``index`` (an int, or a list of ints) of a head's nested
+    tuple/list-of-tensor output, the batch dimension kept."""
     if isinstance(outs, Tensor):
-        return outs[i:i + 1]
+        return outs[index:index + 1] if isinstance(index, int) else \
+            outs[index]
     if isinstance(outs, (list, tuple)):
-        return type(outs)(_slice_batch(o, i) for o in outs)
+        return type(outs)(_slice_batch(o, index) for o in outs)
     return outs
 
 
@@ -128,6 +166,14 @@ class TaskLosses:
     W)`` and samples with GT in network-input coordinates, and returns
     ``dict(cls=(N,), loc=(N,), con=(N,))``: ``con = cls + loc`` is the
     total training loss ``L`` of each image.
+
+    ``losses(inputs, data_samples, per_image=False)`` returns the batch
+    totals ``dict(cls=(), loc=(), con=())`` from one batched ``loss_by_feat``
+    call over the images with GT: what a gradient pass needs, at the cost of
+    one loss evaluation instead of N. For heads whose loss sums over images
+    (SSD, YOLOv3) the totals equal the sums of the per-image losses; heads
+    that divide by the batch's positive count (RetinaNet, FCOS) give each
+    image's gradient a positive factor, which leaves sign steps unchanged.
     """
 
     def __init__(self, detector, task_keys: Optional[dict] = None) -> None:
@@ -140,6 +186,7 @@ class TaskLosses:
         self.detector = detector
         self.cls_keys, self.loc_keys = resolve_task_keys(
             detector.bbox_head, task_keys)
+        self.summing_losses = summing_loss_modules(detector.bbox_head)
 
     def _split(self, losses: Dict[str, object]) -> Tuple[Tensor, Tensor]:
         keys = set(losses)
@@ -157,15 +204,23 @@ class TaskLosses:
         loc = sum(_total(losses[k]) for k in self.loc_keys)
         return cls, loc
 
-    def __call__(self, inputs: Tensor,
-                 data_samples: Sequence) -> Dict[str, Tensor]:
+    def __call__(self, inputs: Tensor, data_samples: Sequence,
+                 per_image: bool = True) -> Dict[str, Tensor]:
         head = self.detector.bbox_head
         outs = head(self.detector.extract_feat(inputs))
         gts, gts_ignore, metas = unpack_gt_instances(data_samples)
         if isinstance(head, SSDHead):
-            return self._ssd_losses(head, outs, gts, metas, gts_ignore)
+            losses = self._ssd_losses(head, outs, gts, metas, gts_ignore)
+            return losses if per_image else \
+                {k: v.sum() for k, v in losses.items()}
         # keeps the graph (zero gradient) for images without GT
         zero = sum(_total(o) for o in outs if o is not None) * 0.
+        if not per_image:
+            return self._batch_totals(head, outs, gts, metas, gts_ignore,
+                                      zero)
+        if self.summing_losses is not None:
+            return self._elementwise_losses(head, outs, gts, metas,
+                                            gts_ignore)
         cls, loc = [], []
         for i in range(inputs.shape[0]):
             if len(gts[i]) == 0:  # nothing to attack; skip target assignment
@@ -178,6 +233,45 @@ class TaskLosses:
             cls.append(c)
             loc.append(l)
         cls, loc = torch.stack(cls), torch.stack(loc)
+        return dict(cls=cls, loc=loc, con=cls + loc)
+
+    def _batch_totals(self, head, outs, gts, metas, gts_ignore, zero):
+        keep = [i for i, gt in enumerate(gts) if len(gt)]
+        if not keep:
+            return dict(cls=zero, loc=zero, con=zero)
+        if len(keep) < len(gts):
+            outs = _slice_batch(outs, keep)
+            gts, metas, gts_ignore = ([seq[i] for i in keep]
+                                      for seq in (gts, metas, gts_ignore))
+        cls, loc = self._split(head.loss_by_feat(*outs, gts, metas,
+                                                 gts_ignore))
+        return dict(cls=cls, loc=loc, con=cls + loc)
+
+    def _elementwise_losses(self, head, outs, gts, metas, gts_ignore):
+        """One batched ``loss_by_feat`` call with element-wise loss terms
+        ``(N, ...)`` per level, summed per image; images without GT get 0
+        like the per-image path."""
+        n = len(gts)
+        with unreduced(self.summing_losses):
+            losses = head.loss_by_feat(*outs, gts, metas, gts_ignore)
+        self._split(losses)  # raises the error naming unmapped keys
+
+        def per_image(keys):
+            terms = [t for k in keys for t in (
+                losses[k] if isinstance(losses[k], (list, tuple))
+                else [losses[k]])]
+            for t in terms:
+                if t.dim() == 0 or t.shape[0] != n:
+                    raise RuntimeError(
+                        f'{type(head).__name__}.loss_by_feat returned an '
+                        f'element-wise term of shape {tuple(t.shape)} for '
+                        f'{n} images; remove the head from '
+                        'ELEMENTWISE_PER_IMAGE_HEADS')
+            return sum(t.reshape(n, -1).sum(1) for t in terms)
+
+        cls, loc = per_image(self.cls_keys), per_image(self.loc_keys)
+        has_gt = torch.tensor([len(gt) > 0 for gt in gts], device=cls.device)
+        cls, loc = torch.where(has_gt, cls, 0.), torch.where(has_gt, loc, 0.)
         return dict(cls=cls, loc=loc, con=cls + loc)
 
     def _ssd_losses(self, head, outs, gts, metas, gts_ignore):
