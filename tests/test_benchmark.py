@@ -24,3 +24,23 @@ def test_bench_adv_reports_every_mode(tmp_path):
     assert all(t > 0 for t in result['train_s_per_iter'].values())
     assert all(v > 0 for v in result['peak_memory_mib'].values())
     assert '| MTD |' in proc.stdout and 'PGD-2 eval' in proc.stdout
+
+
+def test_gpu_checks_hold_on_the_cpu(tmp_path):
+    """``gpu_checks.py`` runs everywhere (bf16 autocast on a CPU, no sync
+    count): every attack's invariants hold and it says so."""
+    out = tmp_path / 'checks.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'benchmarks', 'gpu_checks.py'),
+         osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py'), '--batch', '4',
+         '--cpu', '--out', str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.load(open(out))
+    assert [c['attack'] for c in result['attacks']] == [
+        'cls_domain', 'loc_domain', 'con_domain', 'mtd_domain', 'cls_pgd20',
+        'loc_pgd20', 'dag', 'rap']
+    for check in result['attacks']:
+        assert check['ok'] and check['dtype'] == 'torch.float32'
+        assert check['linf'] <= 8. + 1e-2
+    assert result['autocast'] == 'bfloat16' and result['host_syncs'] is None
