@@ -30,6 +30,10 @@ STAMP = 'make_shapes.json'
 # the embedded default: noisy enough that standard training learns fragile
 # features (the demo's STD model), clean enough that MTD still learns shapes
 DEFAULT_NOISE = 16.
+# a faint grating per class inside each object: a predictive feature that an
+# eps = 8 perturbation can erase or swap, as natural images offer them
+DEFAULT_TEXTURE = 0.
+TEXTURE_PERIOD = 6.  # pixels
 
 Box = Tuple[int, int, int, int]  # x1, y1, x2, y2, pixel indices, inclusive
 
@@ -89,15 +93,30 @@ def _draw_shape(draw: ImageDraw.ImageDraw, cls: str, box: Box,
         raise ValueError(f'unknown shape class {cls!r}')
 
 
+def _grating(rng: np.random.Generator, size: int, cls: str,
+             amplitude: float) -> np.ndarray:
+    """``(size, size)`` sinusoid of the class's orientation (0, 45, 90 or
+    135 degrees), period TEXTURE_PERIOD pixels, random phase."""
+    theta = np.pi / 4 * SHAPES_CLASSES.index(cls)
+    y, x = np.mgrid[:size, :size].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi)
+    return amplitude * np.sin(2 * np.pi / TEXTURE_PERIOD *
+                              (x * np.cos(theta) + y * np.sin(theta)) +
+                              phase)
+
+
 def make_image(rng: np.random.Generator, size: int, min_obj: int,
-               max_obj: int, empty_prob: float, noise: float = 0.
+               max_obj: int, empty_prob: float, noise: float = 0.,
+               texture: float = 0.
                ) -> Tuple[Image.Image, List[Tuple[str, Box]]]:
     """One image and its objects ``[(class, (x1, y1, x2, y2)), ...]``;
-    ``noise``: std of the Gaussian pixel noise added to the finished image
-    (pixel levels of [0, 255])."""
+    ``noise``: std of the Gaussian pixel noise added to the finished image;
+    ``texture``: amplitude of the faint class-specific grating inside each
+    object (both in pixel levels of [0, 255])."""
     canvas = _background(rng, size)
     draw = ImageDraw.Draw(canvas)
     objects: List[Tuple[str, Box]] = []
+    textured = np.zeros((size, size), np.float32)
     num = 0 if rng.random() < empty_prob else rng.integers(
         min_obj, max_obj + 1)
     for _ in range(num):
@@ -118,9 +137,15 @@ def make_image(rng: np.random.Generator, size: int, min_obj: int,
         outline = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)
         _draw_shape(draw, cls, box, fill, outline)
         objects.append((cls, box))
-    if noise > 0:
-        img = np.asarray(canvas, np.float32) + rng.normal(
-            0, noise, (size, size, 3))
+        if texture > 0:
+            mask = Image.new('L', (size, size), 0)
+            _draw_shape(ImageDraw.Draw(mask), cls, box, 255, 255)
+            inside = np.asarray(mask) > 0
+            textured[inside] = _grating(rng, size, cls, texture)[inside]
+    if noise > 0 or texture > 0:
+        img = np.asarray(canvas, np.float32) + textured[..., None]
+        if noise > 0:
+            img += rng.normal(0, noise, (size, size, 3))
         canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     return canvas, objects
 
@@ -151,7 +176,8 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
                 size: int = 128, seed: int = 0, min_obj: int = 1,
                 max_obj: int = 4, empty_prob: float = 0.0,
                 class_names: Optional[Sequence[str]] = None,
-                noise: float = DEFAULT_NOISE, force: bool = False) -> str:
+                noise: float = DEFAULT_NOISE,
+                texture: float = DEFAULT_TEXTURE, force: bool = False) -> str:
     """Generate the dataset; return the ``VOCdevkit`` directory.
 
     ``noise`` is the std of Gaussian pixel noise over each finished image
@@ -169,6 +195,9 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     if not 0 <= noise <= 64:
         raise ValueError(f'noise must be a std in [0, 64] pixel levels, got '
                          f'{noise!r}')
+    if not 0 <= texture <= 32:
+        raise ValueError(f'texture must be an amplitude in [0, 32] pixel '
+                         f'levels, got {texture!r}')
     if size < 32:
         raise ValueError(f'image size must be >= 32 pixels, got {size}')
     class_names = list(class_names or SHAPES_CLASSES)
@@ -178,6 +207,8 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     params = dict(num_train=num_train, num_test=num_test, size=size,
                   seed=seed, min_obj=min_obj, max_obj=max_obj,
                   empty_prob=empty_prob, classes=class_names, noise=noise)
+    if texture:  # stamps of untextured trees stay as they were
+        params['texture'] = texture
     devkit = osp.join(out, 'VOCdevkit')
     voc = osp.join(devkit, 'VOC2007')
     stamp = osp.join(devkit, STAMP)
@@ -191,7 +222,7 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     for i in range(num_train + num_test):
         rng = np.random.default_rng([seed, i])
         image, objects = make_image(rng, size, min_obj, max_obj, empty_prob,
-                                    noise)
+                                    noise, texture)
         name = f'{i:06d}'
         image.save(osp.join(voc, 'JPEGImages', f'{name}.jpg'), quality=95)
         _annotation_xml(name, size, objects,
@@ -226,6 +257,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--noise', type=float, default=DEFAULT_NOISE,
                         help='std of Gaussian pixel noise over each image '
                         '(pixel levels; 0: clean-edged shapes)')
+    parser.add_argument('--texture', type=float, default=DEFAULT_TEXTURE,
+                        help='amplitude of the class-specific grating inside '
+                        'each object (pixel levels; 0: none)')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the tree is up to date')
     return parser.parse_args(argv)
@@ -236,7 +270,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     devkit = make_shapes(args.out, args.num_train, args.num_test, args.size,
                          args.seed, args.min_obj, args.max_obj,
                          args.empty_prob, args.class_names, args.noise,
-                         args.force)
+                         args.texture, args.force)
     print(f'synthetic VOC tree ready: {devkit} '
           f'({args.num_train} trainval, {args.num_test} test, '
           f'classes {tuple(args.class_names or SHAPES_CLASSES)})')
