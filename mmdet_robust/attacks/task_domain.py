@@ -102,8 +102,8 @@ class TaskDomainAttacker(DetectorAttack):
                               generators) if self.random_start else x
         tasks = ('cls', 'loc') if self.domain == 'mtd' else (self.domain, )
         # x_T = P_Sx(x~ + eps * sign(grad_x loss_T(x~)))   (T = cls, loc, con)
-        adv = sign_pgd(gradient_loss_fn, x, start, tasks, self.eps, self.step_size,
-                       self.steps, space.step_mask)
+        adv = sign_pgd(gradient_loss_fn, x, start, tasks, self.eps,
+                       self.step_size, self.steps, space.step_mask)
         if self.domain != 'mtd':
             return adv[self.domain]
         # m_i = L_i(x_cls) > L_i(x_loc);  x_adv = m * x_cls + (1 - m) * x_loc

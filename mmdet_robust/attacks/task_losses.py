@@ -189,6 +189,12 @@ class TaskLosses:
         self.summing_losses = summing_loss_modules(detector.bbox_head)
 
     def _split(self, losses: Dict[str, object]) -> Tuple[Tensor, Tensor]:
+        self._check_keys(losses)
+        cls = sum(_total(losses[k]) for k in self.cls_keys)
+        loc = sum(_total(losses[k]) for k in self.loc_keys)
+        return cls, loc
+
+    def _check_keys(self, losses: Dict[str, object]) -> None:
         keys = set(losses)
         unknown = keys - set(self.cls_keys) - set(self.loc_keys)
         missing = (set(self.cls_keys) | set(self.loc_keys)) - keys
@@ -200,9 +206,6 @@ class TaskLosses:
                 f'not cover (unmapped: {sorted(unknown)}, absent: '
                 f'{sorted(missing)}). Pass task_keys=dict(cls=[...], '
                 'loc=[...]) to the attacker.')
-        cls = sum(_total(losses[k]) for k in self.cls_keys)
-        loc = sum(_total(losses[k]) for k in self.loc_keys)
-        return cls, loc
 
     def __call__(self, inputs: Tensor, data_samples: Sequence,
                  per_image: bool = True) -> Dict[str, Tensor]:
@@ -254,7 +257,7 @@ class TaskLosses:
         n = len(gts)
         with unreduced(self.summing_losses):
             losses = head.loss_by_feat(*outs, gts, metas, gts_ignore)
-        self._split(losses)  # raises the error naming unmapped keys
+        self._check_keys(losses)
 
         def per_image(keys):
             terms = [t for k in keys for t in (
@@ -281,9 +284,7 @@ class TaskLosses:
         choice), so one batched call serves: no per-image target assignment.
         """
         losses = head.loss_by_feat(*outs, gts, metas, gts_ignore)
-        keys = set(losses)
-        if keys != set(self.cls_keys) | set(self.loc_keys):
-            self._split(losses)  # raises the error naming the keys
+        self._check_keys(losses)
 
         def per_image(keys):
             return sum(torch.stack([v.reshape(()) for v in losses[k]])
