@@ -27,13 +27,12 @@ import warnings
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from bench_adv import Bench, input_size, write_json  # noqa: E402
+from bench_adv import (Bench, bare_passes, input_size,  # noqa: E402
+                       write_json)
 
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,  # noqa
                                   TaskDomainAttacker, TaskLosses)
-from mmdet_robust.attacks.base import attack_mode  # noqa: E402
 from mmdet_robust.attacks.pixel_space import PixelSpace  # noqa: E402
-from mmdet_robust.attacks.task_losses import shared_targets  # noqa: E402
 
 EPS = 8.
 
@@ -52,19 +51,8 @@ def count_syncs(fn) -> int:
 
 
 def syncs_per_step(model, data, k1: int = 2, k2: int = 6) -> dict:
-    losses = TaskLosses(model)
-
-    def bare(k):  # k forward + input-gradient passes, targets shared
-        def run():
-            x = data['inputs']
-            with attack_mode(model), torch.enable_grad(), \
-                    shared_targets(model.bbox_head):
-                for _ in range(k):
-                    x = x.detach().requires_grad_(True)
-                    loss = losses(x, data['data_samples'],
-                                  per_image=False)['cls']
-                    torch.autograd.grad(loss, x)
-        return run
+    def bare(k):
+        return bare_passes(model, data, k)
 
     def pgd(k):
         return lambda: PGDAttack(task='cls', eps=EPS, steps=k)(model, data)
