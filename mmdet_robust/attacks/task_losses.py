@@ -147,6 +147,12 @@ def _slice_batch(outs, index):
     return outs
 
 
+def _graph_zero(outs) -> Tensor:
+    """0, kept in the graph of the head's outputs: the loss (zero gradient)
+    of an image without GT."""
+    return sum(_total(o) for o in outs if o is not None) * 0.
+
+
 def _total(value) -> Tensor:
     if isinstance(value, Tensor):
         return value.sum()
@@ -216,17 +222,15 @@ class TaskLosses:
             losses = self._ssd_losses(head, outs, gts, metas, gts_ignore)
             return losses if per_image else \
                 {k: v.sum() for k, v in losses.items()}
-        # keeps the graph (zero gradient) for images without GT
-        zero = sum(_total(o) for o in outs if o is not None) * 0.
         if not per_image:
-            return self._batch_totals(head, outs, gts, metas, gts_ignore,
-                                      zero)
+            return self._batch_totals(head, outs, gts, metas, gts_ignore)
         if self.summing_losses is not None:
             return self._elementwise_losses(head, outs, gts, metas,
                                             gts_ignore)
         cls, loc = [], []
         for i in range(inputs.shape[0]):
             if len(gts[i]) == 0:  # nothing to attack; skip target assignment
+                zero = _graph_zero(outs)
                 cls.append(zero)
                 loc.append(zero)
                 continue
@@ -238,9 +242,10 @@ class TaskLosses:
         cls, loc = torch.stack(cls), torch.stack(loc)
         return dict(cls=cls, loc=loc, con=cls + loc)
 
-    def _batch_totals(self, head, outs, gts, metas, gts_ignore, zero):
+    def _batch_totals(self, head, outs, gts, metas, gts_ignore):
         keep = [i for i, gt in enumerate(gts) if len(gt)]
         if not keep:
+            zero = _graph_zero(outs)
             return dict(cls=zero, loc=zero, con=zero)
         if len(keep) < len(gts):
             outs = _slice_batch(outs, keep)
