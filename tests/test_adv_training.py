@@ -121,11 +121,12 @@ def test_mim_test_robust_eval(shapes_root, trained_checkpoint, tmp_path):
                *_mim_options(shapes_root), 'test_cfg.attacks.cls_pgd.steps=2',
                'test_cfg.attacks.loc_pgd.steps=2',
                'test_cfg.attacks.dag.max_iters=2',
+               'test_cfg.attacks.dag_dense.max_iters=2',
                'test_cfg.attacks.rap.steps=2')
     assert 'cls_pgd/pascal_voc/mAP' in out and '| dag |' in out
     report = json.load(open(osp.join(work, 'robustness.json')))
     assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd', 'dag',
-                                   'rap']
+                                   'dag_dense', 'rap']
 
 
 @pytest.mark.slow

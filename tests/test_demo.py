@@ -12,7 +12,8 @@ def _demo_args(shapes_root, tmp_path, **extra):
     eval_cfg.write_text(
         f"_base_ = '{REPO}/configs/robust_eval/tiny_ssd_shapes.py'\n"
         "test_cfg = dict(attacks=dict(cls_pgd=dict(steps=2), "
-        "loc_pgd=dict(steps=2), dag=dict(max_iters=3), rap=dict(steps=2)))\n")
+        "loc_pgd=dict(steps=2), dag=dict(max_iters=3), "
+        "dag_dense=dict(max_iters=3), rap=dict(steps=2)))\n")
     loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
     workers = [f'{k}.{o}' for k in loaders for o in (
         'num_workers=0', 'persistent_workers=False')]
@@ -35,7 +36,7 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
     report = json.load(open(work / 'report.json'))
     for model in ('std', 'mtd'):
         assert set(report['mAP'][model]) == {'clean', 'cls_pgd', 'loc_pgd',
-                                             'dag', 'rap'}
+                                             'dag', 'dag_dense', 'rap'}
         for axis in ('eps', 'steps'):
             assert len(report['sweeps'][model][axis]['cls']) == 5
     assert {'train_std', 'train_mtd', 'eval_std', 'eval_mtd'} <= set(

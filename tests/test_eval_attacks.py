@@ -37,6 +37,18 @@ def test_gt_rescaled_on_copies_only(trained_checkpoint, detector):
         assert torch.allclose(c.gt_instances.bboxes, o * 0.75)
 
 
+@pytest.mark.parametrize('eps, steps, alpha', [
+    (8., 20, 2.),    # Madry et al.'s evaluation step: eps / 4
+    (8., 5, 3.2),    # few steps: 2 * eps / k, so the ball's corners are reached
+    (8., 1, 8.),     # one step: FGSM, clipped to eps
+    (2., 20, .5)])
+def test_pgd_default_step_size(eps, steps, alpha):
+    assert PGDAttack(task='cls', eps=eps, steps=steps).step_size == \
+        pytest.approx(alpha)
+    assert PGDAttack(task='cls', eps=eps, steps=steps,
+                     step_size=1.).step_size == 1.
+
+
 @pytest.mark.parametrize('attack', [
     PGDAttack(task='cls', steps=3), PGDAttack(task='loc', steps=3),
     PGDAttack(task='con', steps=3, random_start=True),

@@ -166,3 +166,30 @@ def test_texture_is_a_faint_grating_of_the_class_orientation():
         assert along.mean() < 0.25 * across.mean(), cls
         seen.add(cls)
     assert seen == set(SHAPES_CLASSES)
+
+
+def test_outline_contrast_moves_the_outline_from_fill_to_black_or_white(
+        tmp_path):
+    """Only the outline changes with ``outline_contrast``: it has the fill's
+    colour at 0, black or white at 1, half-way at 0.5."""
+    for seed in range(10):
+        images = {}
+        for contrast in (0., .5, 1.):
+            image, objs = make_image(np.random.default_rng(seed), 128, 1, 1,
+                                     0., outline_contrast=contrast)
+            images[contrast] = np.asarray(image, np.float32)
+        cls, box = objs[0]
+        mask = Image.new('L', (128, 128), 0)
+        _draw_shape(ImageDraw.Draw(mask), cls, box, 255, 255)
+        mask = np.asarray(mask) > 0
+        outline = np.any(images[0.] != images[1.], -1)
+        assert outline.any() and not outline[~mask].any()
+        assert (mask & ~outline).any()  # a ring around an unchanged fill
+        fill = images[0.][mask]
+        assert (fill == fill[0]).all()  # no outline at 0: one flat colour
+        extreme = images[1.][outline]
+        assert (extreme == extreme[0]).all() and extreme[0][0] in (0, 255)
+        assert np.abs(images[.5][outline] -
+                      (fill[0] + extreme[0]) / 2).max() <= 1.
+    with pytest.raises(ValueError, match='outline_contrast must be'):
+        make_shapes(str(tmp_path / 'bad'), outline_contrast=1.5)

@@ -5,6 +5,12 @@ from mmdet.registry import MODELS
 from .task_domain import TaskDomainAttacker
 
 
+def default_step_size(eps: float, steps: int) -> float:
+    """Evaluation PGD's alpha (pixel units): ``min(eps, max(eps / 4,
+    2 * eps / steps))``; 2 at eps 8 and 20 steps, eps for 1 or 2 steps."""
+    return min(eps, max(eps / 4., 2. * eps / steps))
+
+
 @MODELS.register_module()
 class PGDAttack(TaskDomainAttacker):
     """k-step sign-gradient PGD on a task loss, for evaluation.
@@ -12,15 +18,18 @@ class PGDAttack(TaskDomainAttacker):
     The same PGD as adversarial training (:class:`TaskDomainAttacker`, one
     implementation of ``x_{t+1} = P_Sx(x_t + alpha * sign(grad loss_T))``),
     with evaluation defaults: 20 steps from the clean image (no random start),
-    ``alpha = 2 * eps / steps`` clipped to ``eps`` (so the iterate can reach
-    any corner of the eps ball and still move along it).
+    ``alpha = max(eps / 4, 2 * eps / steps)`` clipped to ``eps``. ``eps / 4``
+    is Madry et al.'s evaluation step (2 pixel levels at eps 8, 20 steps);
+    ``2 * eps / steps`` takes over for a few steps, so that the iterate can
+    still reach any corner of the eps ball and move along it.
 
     Args:
         task: ``cls`` (cls-PGD), ``loc`` (loc-PGD), ``con`` (total loss) or
             ``mtd`` (per image the stronger of cls- and loc-PGD).
         eps: budget in pixel units of [0, 255].
         steps: number of PGD steps k.
-        step_size: alpha in pixel units; default ``min(eps, 2 * eps / k)``.
+        step_size: alpha in pixel units; default
+            ``min(eps, max(eps / 4, 2 * eps / k))``.
         random_start: start from ``U(B(x, eps))`` instead of ``x``.
     """
 
@@ -39,7 +48,7 @@ class PGDAttack(TaskDomainAttacker):
                              f'{self.TASKS}')
         if step_size is None and isinstance(eps, (int, float)) and \
                 isinstance(steps, int) and steps > 0:
-            step_size = min(float(eps), 2. * eps / steps)
+            step_size = default_step_size(float(eps), steps)
         super().__init__(domain=task, eps=eps, steps=steps,
                          step_size=step_size, random_start=random_start,
                          task_keys=task_keys, seed=seed)

@@ -34,6 +34,9 @@ DEFAULT_NOISE = 16.
 # eps = 8 perturbation can erase or swap, as natural images offer them
 DEFAULT_TEXTURE = 0.
 TEXTURE_PERIOD = 6.  # pixels
+# how far each object's 2-px outline goes from its fill colour towards black
+# (bright fills) or white (dark fills): 1 = a black/white outline
+DEFAULT_OUTLINE_CONTRAST = 1.
 
 Box = Tuple[int, int, int, int]  # x1, y1, x2, y2, pixel indices, inclusive
 
@@ -107,12 +110,15 @@ def _grating(rng: np.random.Generator, size: int, cls: str,
 
 def make_image(rng: np.random.Generator, size: int, min_obj: int,
                max_obj: int, empty_prob: float, noise: float = 0.,
-               texture: float = 0.
+               texture: float = 0.,
+               outline_contrast: float = DEFAULT_OUTLINE_CONTRAST
                ) -> Tuple[Image.Image, List[Tuple[str, Box]]]:
     """One image and its objects ``[(class, (x1, y1, x2, y2)), ...]``;
     ``noise``: std of the Gaussian pixel noise added to the finished image;
     ``texture``: amplitude of the faint class-specific grating inside each
-    object (both in pixel levels of [0, 255])."""
+    object (both in pixel levels of [0, 255]); ``outline_contrast``: the
+    outline's colour as a fraction of the way from the fill to black/white.
+    """
     canvas = _background(rng, size)
     draw = ImageDraw.Draw(canvas)
     objects: List[Tuple[str, Box]] = []
@@ -134,7 +140,9 @@ def make_image(rng: np.random.Generator, size: int, min_obj: int,
             continue
         cls = SHAPES_CLASSES[rng.integers(len(SHAPES_CLASSES))]
         fill = tuple(int(c) for c in rng.integers(0, 256, 3))
-        outline = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)
+        extreme = 0 if sum(fill) > 380 else 255
+        outline = tuple(int(round(c + outline_contrast * (extreme - c)))
+                        for c in fill)
         _draw_shape(draw, cls, box, fill, outline)
         objects.append((cls, box))
         if texture > 0:
@@ -177,11 +185,15 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
                 max_obj: int = 4, empty_prob: float = 0.0,
                 class_names: Optional[Sequence[str]] = None,
                 noise: float = DEFAULT_NOISE,
-                texture: float = DEFAULT_TEXTURE, force: bool = False) -> str:
+                texture: float = DEFAULT_TEXTURE,
+                outline_contrast: float = DEFAULT_OUTLINE_CONTRAST,
+                force: bool = False) -> str:
     """Generate the dataset; return the ``VOCdevkit`` directory.
 
     ``noise`` is the std of Gaussian pixel noise over each finished image
-    (pixel levels; 0 for clean-edged shapes).
+    (pixel levels; 0 for clean-edged shapes). ``outline_contrast`` in
+    [0, 1] sets each outline's colour from the fill's (0: no outline) to
+    black/white (1).
     ``class_names`` renames the four shape kinds in the annotations (e.g.
     four of VOC's 20 names, so that a real VOC config reads the tree).
 
@@ -198,6 +210,9 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     if not 0 <= texture <= 32:
         raise ValueError(f'texture must be an amplitude in [0, 32] pixel '
                          f'levels, got {texture!r}')
+    if not 0 <= outline_contrast <= 1:
+        raise ValueError(f'outline_contrast must be in [0, 1], got '
+                         f'{outline_contrast!r}')
     if size < 32:
         raise ValueError(f'image size must be >= 32 pixels, got {size}')
     class_names = list(class_names or SHAPES_CLASSES)
@@ -209,6 +224,8 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
                   empty_prob=empty_prob, classes=class_names, noise=noise)
     if texture:  # stamps of untextured trees stay as they were
         params['texture'] = texture
+    if outline_contrast != 1.:  # likewise for black/white outlines
+        params['outline_contrast'] = outline_contrast
     devkit = osp.join(out, 'VOCdevkit')
     voc = osp.join(devkit, 'VOC2007')
     stamp = osp.join(devkit, STAMP)
@@ -222,7 +239,7 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     for i in range(num_train + num_test):
         rng = np.random.default_rng([seed, i])
         image, objects = make_image(rng, size, min_obj, max_obj, empty_prob,
-                                    noise, texture)
+                                    noise, texture, outline_contrast)
         name = f'{i:06d}'
         image.save(osp.join(voc, 'JPEGImages', f'{name}.jpg'), quality=95)
         _annotation_xml(name, size, objects,
@@ -260,6 +277,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--texture', type=float, default=DEFAULT_TEXTURE,
                         help='amplitude of the class-specific grating inside '
                         'each object (pixel levels; 0: none)')
+    parser.add_argument('--outline-contrast', type=float,
+                        default=DEFAULT_OUTLINE_CONTRAST,
+                        help='outline colour from the fill (0) to black/'
+                        'white (1)')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the tree is up to date')
     return parser.parse_args(argv)
@@ -270,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     devkit = make_shapes(args.out, args.num_train, args.num_test, args.size,
                          args.seed, args.min_obj, args.max_obj,
                          args.empty_prob, args.class_names, args.noise,
-                         args.texture, args.force)
+                         args.texture, args.outline_contrast, args.force)
     print(f'synthetic VOC tree ready: {devkit} '
           f'({args.num_train} trainval, {args.num_test} test, '
           f'classes {tuple(args.class_names or SHAPES_CLASSES)})')

@@ -9,8 +9,8 @@ Stages (each skipped when its output exists, so a re-run resumes):
    ``AdvTrainingLoop`` + ``TaskDomainAttacker(domain='mtd')``, through
    MMDetection's own ``tools/train.py``;
 3. ``eval_std`` / ``eval_mtd``: ``RobustTestLoop`` (clean, cls-PGD, loc-PGD,
-   DAG, RAP at eps 8, plus the eps and steps sweeps) through
-   ``tools/test.py``;
+   DAG (one-stage and dense targets), RAP at eps 8, plus the eps and steps
+   sweeps) through ``tools/test.py``;
 4. ``report``: ``report.md``/``report.json``, ``mAP_vs_eps.png``,
    ``mAP_vs_steps.png`` and ``detections.png`` in the work dir.
 
@@ -31,7 +31,6 @@ import mmdet
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MAIN_ATTACKS = ('clean', 'cls_pgd', 'loc_pgd', 'dag', 'rap')
 MTD_OPTIONS = ['train_cfg.type=AdvTrainingLoop',
                'train_cfg.attacker.type=TaskDomainAttacker',
                'train_cfg.attacker.domain=mtd', 'train_cfg.attacker.eps=8.0']

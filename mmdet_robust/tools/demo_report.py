@@ -120,7 +120,8 @@ def write_demo_report(demo) -> None:
     main = {m: {a: r['mAP'][a] for a in r['mAP'] if '_pgd_' not in a}
             for m, r in reports.items()}
     columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
-                           'rap') if any(a in v for v in main.values())]
+                           'dag_dense', 'rap')
+               if any(a in v for v in main.values())]
     plots = plot_sweeps([reports[m] for m in MODELS_SHOWN],
                         [m.upper() for m in MODELS_SHOWN], work_dir)
     checkpoints = {}
