@@ -39,7 +39,7 @@ def test_gt_rescaled_on_copies_only(trained_checkpoint, detector):
 
 @pytest.mark.parametrize('eps, steps, alpha', [
     (8., 20, 2.),    # Madry et al.'s evaluation step: eps / 4
-    (8., 5, 3.2),    # few steps: 2 * eps / k, so the ball's corners are reached
+    (8., 5, 3.2),    # few steps: 2 * eps / k, to reach the ball's corners
     (8., 1, 8.),     # one step: FGSM, clipped to eps
     (2., 20, .5)])
 def test_pgd_default_step_size(eps, steps, alpha):

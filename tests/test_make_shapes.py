@@ -6,12 +6,12 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from mmengine.registry import init_default_scope
 
 from mmdet.registry import DATASETS
-from mmdet_robust.datasets.make_shapes import (SHAPES_CLASSES, _draw_shape,
-                                               main, make_image, make_shapes)
+from mmdet_robust.datasets.make_shapes import (SHAPES_CLASSES, main,
+                                               make_image, make_shapes,
+                                               object_mask)
 
 
 def _objects(voc, name):
@@ -147,9 +147,7 @@ def test_texture_is_a_faint_grating_of_the_class_orientation():
         cls, box = objs[0]
         base = np.asarray(plain, np.float32)
         diff = np.asarray(textured, np.float32) - base
-        mask = Image.new('L', (128, 128), 0)
-        _draw_shape(ImageDraw.Draw(mask), cls, box, 255, 255)
-        mask = np.asarray(mask) > 0
+        mask = object_mask(cls, box, 128)
         assert not diff[~mask].any()
         # away from the outline, where the fill is not clipped at 0 or 255
         valid = mask & (base.min(-1) >= 10) & (base.max(-1) <= 245)
@@ -179,9 +177,7 @@ def test_outline_contrast_moves_the_outline_from_fill_to_black_or_white(
                                      0., outline_contrast=contrast)
             images[contrast] = np.asarray(image, np.float32)
         cls, box = objs[0]
-        mask = Image.new('L', (128, 128), 0)
-        _draw_shape(ImageDraw.Draw(mask), cls, box, 255, 255)
-        mask = np.asarray(mask) > 0
+        mask = object_mask(cls, box, 128)
         outline = np.any(images[0.] != images[1.], -1)
         assert outline.any() and not outline[~mask].any()
         assert (mask & ~outline).any()  # a ring around an unchanged fill

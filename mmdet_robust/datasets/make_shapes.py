@@ -96,6 +96,14 @@ def _draw_shape(draw: ImageDraw.ImageDraw, cls: str, box: Box,
         raise ValueError(f'unknown shape class {cls!r}')
 
 
+def object_mask(cls: str, box: Box, size: int) -> np.ndarray:
+    """``(size, size)`` bool: the pixels the shape covers, outline
+    included."""
+    mask = Image.new('L', (size, size), 0)
+    _draw_shape(ImageDraw.Draw(mask), cls, box, 255, 255)
+    return np.asarray(mask) > 0
+
+
 def _grating(rng: np.random.Generator, size: int, cls: str,
              amplitude: float) -> np.ndarray:
     """``(size, size)`` sinusoid of the class's orientation (0, 45, 90 or
@@ -146,9 +154,7 @@ def make_image(rng: np.random.Generator, size: int, min_obj: int,
         _draw_shape(draw, cls, box, fill, outline)
         objects.append((cls, box))
         if texture > 0:
-            mask = Image.new('L', (size, size), 0)
-            _draw_shape(ImageDraw.Draw(mask), cls, box, 255, 255)
-            inside = np.asarray(mask) > 0
+            inside = object_mask(cls, box, size)
             textured[inside] = _grating(rng, size, cls, texture)[inside]
     if noise > 0 or texture > 0:
         img = np.asarray(canvas, np.float32) + textured[..., None]
