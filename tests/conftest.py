@@ -28,10 +28,12 @@ ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
 @pytest.fixture(scope='session')
 def shapes_root(tmp_path_factory):
     """64 trainval / 16 test images at 128 px; ~15% without any object;
-    without pixel noise, so that short schedules learn them."""
+    without pixel noise and with black/white outlines, so that short
+    schedules learn them."""
     root = tmp_path_factory.mktemp('shapes')
     make_shapes(str(root), num_train=64, num_test=16, seed=3,
-                empty_prob=0.15, noise=0.)  # clean edges: learnt quickly
+                empty_prob=0.15, noise=0.,
+                outline_contrast=1.)  # clean edges: learnt quickly
     return str(root / 'VOCdevkit') + '/'
 
 
@@ -42,7 +44,7 @@ def voc_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp('voc')
     devkit = make_shapes(str(root), num_train=4, num_test=2, size=320,
                          class_names=('aeroplane', 'bicycle', 'bird', 'boat'),
-                         noise=0.)
+                         noise=0., outline_contrast=1.)
     os.symlink(osp.join(devkit, 'VOC2007'), osp.join(devkit, 'VOC2012'))
     return devkit + '/'
 
@@ -63,6 +65,7 @@ def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:
         cfg[loader].persistent_workers = False
         cfg[loader].batch_size = 8
     cfg.train_cfg.update(train)
+    cfg.load_from = None  # from scratch, also the adversarial variants
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 1
     cfg.log_level = 'WARNING'

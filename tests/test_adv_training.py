@@ -99,15 +99,53 @@ def _mim_options(shapes_root):
                    'val_dataloader.persistent_workers=False']
 
 
+def _mim_train(domain, shapes_root, work, *options):
+    return _mim('train', 'mmdet', f'configs/tiny_ssd_{domain}_shapes.py',
+                '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=1',
+                *_mim_options(shapes_root), *options)
+
+
+@pytest.fixture(scope='module')
+def mim_std_run(shapes_root, tmp_path_factory):
+    """`mim train mmdet configs/tiny_ssd_std_shapes.py` for one epoch:
+    (log, checkpoint)."""
+    work = str(tmp_path_factory.mktemp('mim_std'))
+    out = _mim_train('std', shapes_root, work)
+    return out, osp.join(work, 'epoch_1.pth')
+
+
+@pytest.mark.parametrize('domain', DOMAINS[1:])
+def test_tiny_adversarial_configs_start_from_the_std_run(domain):
+    """Each tiny adversarial config loads the checkpoint that
+    `mim train mmdet configs/tiny_ssd_std_shapes.py` leaves at the end of
+    its schedule, and changes nothing else but the training loop."""
+    std = Config.fromfile(osp.join(REPO, 'configs',
+                                   'tiny_ssd_std_shapes.py'))
+    adv = Config.fromfile(osp.join(REPO, 'configs',
+                                   f'tiny_ssd_{domain}_shapes.py'))
+    assert std.get('load_from') is None
+    assert adv.load_from == osp.join(
+        'work_dirs', 'tiny_ssd_std_shapes',
+        f'epoch_{std.train_cfg.max_epochs}.pth')
+    assert adv.train_cfg.max_epochs == std.train_cfg.max_epochs
+    assert adv.param_scheduler == std.param_scheduler
+    assert adv.optim_wrapper == std.optim_wrapper
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('domain', DOMAINS)
-def test_mim_train_every_domain(shapes_root, tmp_path, domain):
-    """The user's path: `mim train mmdet configs/tiny_ssd_<domain>_...`."""
-    work = str(tmp_path / domain)
-    out = _mim('train', 'mmdet', f'configs/tiny_ssd_{domain}_shapes.py',
-               '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=1',
-               *_mim_options(shapes_root))
-    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+def test_mim_train_every_domain(shapes_root, mim_std_run, tmp_path, domain):
+    """The user's path: `mim train mmdet configs/tiny_ssd_std_shapes.py`,
+    then `mim train mmdet configs/tiny_ssd_<domain>_shapes.py` from its
+    checkpoint."""
+    out, std_checkpoint = mim_std_run
+    if domain != 'std':
+        work = str(tmp_path / domain)
+        out = _mim_train(domain, shapes_root, work,
+                         f'load_from={std_checkpoint}')
+        assert f'Load checkpoint from {std_checkpoint}' in out
+        assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    assert osp.isfile(std_checkpoint)
     assert ('adv_linf: 8.0000' in out) == (domain != 'std')
 
 

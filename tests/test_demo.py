@@ -1,9 +1,12 @@
 import json
+import os
+import os.path as osp
 
 import pytest
 from PIL import Image
 
 from conftest import REPO
+from mmdet_robust.tools import demo as demo_module
 from mmdet_robust.tools.demo import Demo, parse_args
 
 
@@ -63,3 +66,56 @@ def test_a_failing_stage_is_named(shapes_root, tmp_path):
     args = _demo_args(shapes_root, tmp_path, config='configs/missing.py')
     with pytest.raises(SystemExit, match="stage 'train_std' failed"):
         Demo(args).run()
+
+
+def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
+    """MTD trains from the STD checkpoint (``--mtd-init std``, the default);
+    a training stage is redone when the data or, for MTD, the STD checkpoint
+    is newer than its own checkpoint, and reused otherwise."""
+    clock, runs = [100.], []
+
+    def tick(path):
+        clock[0] += 10
+        os.utime(path, (clock[0], clock[0]))
+
+    def fake_train(tool, args, options, log_path):
+        work_dir = args[args.index('--work-dir') + 1]
+        runs.append((osp.basename(work_dir), list(options)))
+        os.makedirs(work_dir, exist_ok=True)
+        ckpt = osp.join(work_dir, 'epoch_24.pth')
+        open(ckpt, 'w').close()
+        tick(ckpt)
+        with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+            f.write(ckpt)
+
+    monkeypatch.setattr(demo_module, '_run_tool', fake_train)
+
+    def train_both(*flags, work_dir='demo'):
+        demo = Demo(parse_args(['--work-dir', str(tmp_path / work_dir),
+                                *flags]))
+        demo.data_stamp = str(stamp)
+        runs.clear()
+        for model in ('std', 'mtd'):
+            demo.train(model)
+        return [model for model, _ in runs]
+
+    stamp = tmp_path / 'make_shapes.json'
+    stamp.write_text('{}')
+    tick(stamp)
+    std_ckpt = str(tmp_path / 'demo' / 'std' / 'epoch_24.pth')
+    assert train_both() == ['std', 'mtd']
+    assert f'load_from={std_ckpt}' in runs[1][1]
+    assert 'train_cfg.attacker.domain=mtd' in runs[1][1]
+    assert not any(o.startswith('load_from') for o in runs[0][1])
+    assert train_both() == []  # everything reused
+    tick(stamp)  # regenerated data
+    assert train_both() == ['std', 'mtd']
+    tick(std_ckpt)  # a newer STD model
+    assert train_both() == ['mtd']
+    scratch = ('--mtd-init', 'scratch')
+    assert train_both(*scratch, work_dir='scratch') == ['std', 'mtd']
+    assert not any(o.startswith('load_from') for o in runs[1][1])
+    tick(str(tmp_path / 'scratch' / 'std' / 'epoch_24.pth'))
+    assert train_both(*scratch, work_dir='scratch') == []  # not an input
+    with pytest.raises(SystemExit):
+        parse_args(['--mtd-init', 'imagenet'])

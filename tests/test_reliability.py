@@ -259,6 +259,7 @@ def test_killed_run_resumes_to_the_same_parameters(shapes_root, tmp_path):
         "custom_imports = dict(imports=['mmdet_robust', 'killer'])\n"
         "custom_hooks = [dict(type='SigkillAt')]\n"
         "train_cfg = dict(max_epochs=3, val_interval=100)\n"
+        "load_from = None\n"
         "default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5))\n"
         f"train_dataloader = dict(batch_size=8, num_workers=0, "
         f"persistent_workers=False, dataset=dict(data_root={shapes_root!r}))\n"

@@ -2,11 +2,14 @@
 
     make demo                      # or: python -m mmdet_robust.tools.demo
 
-Stages (each skipped when its output exists, so a re-run resumes):
+Stages (each skipped when its output exists and is newer than its inputs,
+as ``make`` does, so a re-run resumes and regenerated data retrains):
 
 1. ``data``: the synthetic VOC-format shapes (``make_shapes``);
-2. ``train_std`` / ``train_mtd``: the STD config, and the same config with
-   ``AdvTrainingLoop`` + ``TaskDomainAttacker(domain='mtd')``, through
+2. ``train_std`` / ``train_mtd``: the STD config, and the same config and
+   schedule with ``AdvTrainingLoop`` + ``TaskDomainAttacker(domain='mtd')``
+   started from the STD checkpoint (``--mtd-init std``, the default) or
+   from the config's own initialisation (``--mtd-init scratch``), through
    MMDetection's own ``tools/train.py``;
 3. ``eval_std`` / ``eval_mtd``: ``RobustTestLoop`` (clean, cls-PGD, loc-PGD,
    DAG (one-stage and dense targets), RAP at eps 8, plus the eps and steps
@@ -28,12 +31,15 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import mmdet
+from mmdet_robust.datasets.make_shapes import STAMP, make_shapes
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MTD_OPTIONS = ['train_cfg.type=AdvTrainingLoop',
                'train_cfg.attacker.type=TaskDomainAttacker',
                'train_cfg.attacker.domain=mtd', 'train_cfg.attacker.eps=8.0']
+SHAPES_ROOT = 'data/shapes'
+MTD_INITS = ('std', 'scratch')
 
 
 class StageError(RuntimeError):
@@ -67,6 +73,14 @@ def _run_tool(tool: str, args: Sequence[str], options: Sequence[str],
                              f'{log_path}')
 
 
+def _fresh(output: Optional[str], inputs: Sequence[Optional[str]]) -> bool:
+    """``output`` exists and is newer than every input that exists."""
+    if output is None or not osp.isfile(output):
+        return False
+    return all(osp.getmtime(output) > osp.getmtime(i) for i in inputs
+               if i is not None and osp.isfile(i))
+
+
 def _checkpoint(work_dir: str) -> Optional[str]:
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
@@ -87,6 +101,9 @@ class Demo:
         self.timings_path = osp.join(self.work_dir, 'timings.json')
         self.timings: Dict[str, float] = json.load(open(
             self.timings_path)) if osp.isfile(self.timings_path) else {}
+        # what the checkpoints were trained on: the synthetic tree's stamp
+        self.data_stamp = None if args.data_root else osp.join(
+            REPO, SHAPES_ROOT, 'VOCdevkit', STAMP)
 
     def stage(self, name: str, fn: Callable, done: Callable[[], bool]):
         if done():
@@ -110,12 +127,18 @@ class Demo:
         args = self.args
         work_dir = osp.join(self.work_dir, model)
         options = _data_options(args.data_root) + list(args.train_options)
+        inputs = [self.data_stamp]
         if model == 'mtd':
             options += MTD_OPTIONS
+            if args.mtd_init == 'std':
+                # the same schedule, from the STD weights
+                std = _checkpoint(osp.join(self.work_dir, 'std'))
+                options.append(f'load_from={std}')
+                inputs.append(std)
         self.stage(f'train_{model}', lambda: _run_tool(
             'train.py', [args.config, '--work-dir', work_dir], options,
             osp.join(self.work_dir, f'train_{model}.log')),
-            lambda: _checkpoint(work_dir) is not None)
+            lambda: _fresh(_checkpoint(work_dir), inputs))
 
     def evaluate(self, model: str) -> None:
         args = self.args
@@ -133,16 +156,15 @@ class Demo:
 
         def done():
             ckpt = _checkpoint(work_dir)
-            return osp.isfile(report) and ckpt is not None and \
-                osp.getmtime(report) > osp.getmtime(ckpt)
+            return ckpt is not None and _fresh(report, [ckpt])
 
         self.stage(f'eval_{model}', run, done)
 
     def run(self) -> None:
         args = self.args
         if not args.data_root:
-            from mmdet_robust.datasets.make_shapes import make_shapes
-            self.stage('data', lambda: make_shapes('data/shapes'),
+            self.stage('data',
+                       lambda: make_shapes(osp.join(REPO, SHAPES_ROOT)),
                        lambda: False)
         for model in ('std', 'mtd'):
             self.train(model)
@@ -169,6 +191,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'generate the synthetic shapes)')
     parser.add_argument('--work-dir', default=env('DEMO_WORK_DIR',
                                                   'work_dirs/demo'))
+    parser.add_argument('--mtd-init', choices=MTD_INITS, default=env(
+        'DEMO_MTD_INIT', 'std'), help='start MTD from the STD checkpoint '
+        '(std) or from the config\'s own initialisation (scratch)')
     parser.add_argument('--eval-images', type=int, default=int(env(
         'DEMO_EVAL_IMAGES', 50)), help='evaluate on the first N test images')
     parser.add_argument('--train-options', nargs='*', default=[],

@@ -19,6 +19,8 @@ from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.plot_sweep import plot_sweeps, sweep_curves
 
 MODELS_SHOWN = ('std', 'mtd')
+MTD_INIT_TEXT = dict(std='the STD checkpoint (same schedule)',
+                     scratch="the config's own initialisation")
 FIGURE_ATTACKS = ('clean', 'cls_pgd', 'dag', 'rap')
 
 
@@ -134,6 +136,7 @@ def write_demo_report(demo) -> None:
                       data_root=args.data_root)
     demo.timings['detections_figure'] = round(time.time() - start, 1)
     settings = dict(config=args.config, eval_config=args.eval_config,
+                    mtd_init=args.mtd_init,
                     data_root=args.data_root or 'data/shapes (synthetic)',
                     attacks=reports['std']['settings'],
                     metric=reports['std']['metric'])
@@ -146,7 +149,8 @@ def write_demo_report(demo) -> None:
                  json.dumps(summary, indent=2, default=str))
     md = ['# mmdet_robust demo: STD vs MTD\n',
           f'Model config `{args.config}`, evaluation `{args.eval_config}`, '
-          f'data `{settings["data_root"]}`. mAP@0.5 (%), '
+          f'data `{settings["data_root"]}`; MTD starts from '
+          f'{MTD_INIT_TEXT[args.mtd_init]}. mAP@0.5 (%), '
           f'{settings["metric"]}; every attack at eps = 8 (pixels of 255).\n',
           _table(main, columns), '## Sweeps\n', _sweep_tables(reports),
           '\n![mAP vs eps](mAP_vs_eps.png)\n![mAP vs steps](mAP_vs_steps.png)'
