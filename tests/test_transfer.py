@@ -1,10 +1,12 @@
 import copy
+import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import TINY_STD, dataset_batch
+from conftest import REPO, ROBUST_CFG, TINY_STD, dataset_batch
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
 from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
@@ -56,3 +58,18 @@ def test_resized_source_stays_in_the_target_ball(trained_checkpoint,
     assert 1. < delta.abs().max() <= 8. + 1e-3
     pixels = space.to_pixel(adv['inputs'])
     assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3
+
+
+def test_transfer_config_wraps_every_white_box_attack():
+    """Table 5's protocol: the tiny transfer config runs each white-box
+    attack of the robust-eval config, with its settings, on the source."""
+    white_box = Config.fromfile(ROBUST_CFG).test_cfg.attacks
+    transfer = Config.fromfile(osp.join(
+        REPO, 'configs', 'robust_eval',
+        'tiny_ssd_shapes_transfer.py')).test_cfg.attacks
+    wrapped = ('cls_pgd', 'loc_pgd', 'dag', 'rap')
+    assert set(transfer) == {f'transfer_{name}' for name in wrapped}
+    for name in wrapped:
+        entry = transfer[f'transfer_{name}']
+        assert entry.type == 'TransferAttack'
+        assert entry.attack == white_box[name]
