@@ -3,8 +3,10 @@ import json
 import pytest
 import torch
 
-from conftest import TINY_STD
-from mmdet_robust.tools import task_domains, task_gradients, task_interaction
+from conftest import ROBUST_CFG, TINY_STD
+from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
+                                task_interaction)
+from mmdet_robust.tools.attack_margins import object_margins, summarise
 from mmdet_robust.tools.task_interaction import candidate_metrics
 
 
@@ -30,6 +32,56 @@ def test_candidate_metrics_on_a_hand_made_case():
     empty = candidate_metrics(logits, boxes, priors, gt_boxes[:0],
                               gt_labels[:0])
     assert empty['count'] == 0
+
+
+def test_object_margins_on_a_hand_made_case():
+    gt_boxes = torch.tensor([[0., 0., 10., 10.], [50., 50., 60., 60.],
+                             [80., 80., 90., 90.]])
+    gt_labels = torch.tensor([2, 0, 1])
+    boxes = torch.tensor([[0., 0., 10., 10.],    # covers GT 0 (IoU 1)
+                          [0., 0., 10., 5.],     # covers GT 0 (IoU 0.5)
+                          [50., 50., 60., 60.],  # covers GT 1
+                          [0., 0., 1., 1.]])     # covers nothing
+    scores = torch.tensor([[0.1, 0.3, 0.2],
+                           [0.0, 0.1, 0.6],
+                           [0.7, 0.2, 0.0],
+                           [0.9, 0.9, 0.9]])     # never counted
+    targeted = torch.tensor([True, False, True, True])
+    objects = object_margins(scores, boxes, gt_boxes, gt_labels, targeted)
+    approx = pytest.approx
+    assert objects == [
+        dict(true=approx(.6), wrong=approx(.3), untargeted_best=True),  # 1
+        dict(true=approx(.7), wrong=approx(.2), untargeted_best=False),
+        dict(true=0., wrong=0., untargeted_best=False)]  # not covered
+    s = summarise(objects)
+    assert s['objects'] == 3 and s['true_first'] == pytest.approx(2 / 3)
+    assert s['median_true'] == pytest.approx(0.6)
+    assert s['untargeted_best'] == pytest.approx(1 / 3)
+    assert object_margins(scores, boxes, gt_boxes[:0], gt_labels[:0]) == []
+
+
+def test_attack_margins_tool(trained_checkpoint, shapes_root, tmp_path,
+                             capsys):
+    path, _ = trained_checkpoint
+    args = [ROBUST_CFG, path, '--work-dir', str(tmp_path), '--data-root',
+            shapes_root, '--num-images', '4']
+    attack_margins.main(args + ['--attacks', 'dag_dense', 'cls_pgd'])
+    out = json.load(open(tmp_path / 'attack_margins.json'))
+    results = out['results']
+    assert list(results) == ['clean', 'dag_dense', 'cls_pgd']
+    assert results['clean']['objects'] == results['dag_dense']['objects'] > 0
+    # DAG pushes every target off its true label: the true class comes
+    # first at fewer objects, with a lower median score
+    assert results['dag_dense']['true_first'] < \
+        results['clean']['true_first']
+    assert results['dag_dense']['median_true'] < \
+        results['clean']['median_true']
+    assert 'untargeted_best' in results['dag_dense']
+    assert 'untargeted_best' not in results['cls_pgd']
+    assert out['settings']['attacks']['dag_dense']['iou_thr'] == 0.1
+    assert '| dag_dense |' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"\['dga'\] are not in"):
+        attack_margins.main(args + ['--attacks', 'dga'])
 
 
 def test_cosine_of_identical_and_opposite_gradients():

@@ -1,8 +1,9 @@
 # Transfer attacks (paper sec. 5.7, Table 5): adversarial images made on a
 # source model, evaluated on the checkpoint under test (the target):
 #   mim test mmdet configs/robust_eval/tiny_ssd_shapes_transfer.py \
-#       --checkpoint target.pth --cfg-options \
-#       test_cfg.attacks.transfer_{cls_pgd,loc_pgd,dag,rap}.source_checkpoint=source.pth
+#     --checkpoint target.pth --cfg-options \
+#     test_cfg.attacks.transfer_{cls_pgd,loc_pgd,dag,rap}.source_checkpoint=S
+# (S: the source checkpoint; the shell expands the braces into four keys).
 # The source attacks are the white-box ones of the base config (eps 8).
 # The source may be any detector config (own preprocessing and input size;
 # set source_input_size when it differs from the target's).
