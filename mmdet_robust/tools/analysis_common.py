@@ -5,7 +5,7 @@ import copy
 import json
 import os
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -15,6 +15,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 
 import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
+from mmdet_robust.attacks import DensePredictions, dense_predictions
 from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
 from mmdet_robust.evaluation.report import atomic_write
 
@@ -56,6 +57,17 @@ def test_batch(model, cfg, num_images: int, data_root: Optional[str] = None,
     with torch.no_grad():
         data = model.data_preprocessor(raw, False)
     return dict(data, data_samples=gt_in_input_coords(data['data_samples']))
+
+
+def dense_under_attacks(model, data: dict, attacks: Dict[str, Optional[object]]
+                        ) -> Iterator[Tuple[str, object, DensePredictions]]:
+    """``(name, attack, dense predictions)`` on the batch as each attack
+    leaves it (``None``: the clean batch)."""
+    for name, attack in attacks.items():
+        inputs = data['inputs'] if attack is None else attack(
+            model, data)['inputs']
+        with torch.no_grad():
+            yield name, attack, dense_predictions(model, inputs)
 
 
 def write_json(work_dir: str, name: str, payload: dict) -> str:

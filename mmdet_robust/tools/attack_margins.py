@@ -22,9 +22,10 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from mmdet_robust.attacks import DAGAttack, dense_predictions
+from mmdet_robust.attacks import DAGAttack
 from mmdet_robust.attacks.dag import matched_priors
 from mmdet_robust.tools.analysis_common import (analysis_parser,
+                                                dense_under_attacks,
                                                 load_detector, parse,
                                                 test_batch, write_json)
 
@@ -82,11 +83,7 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
     attack."""
     samples = data['data_samples']
     results = {}
-    for name, attack in attacks.items():
-        inputs = data['inputs'] if attack is None else attack(
-            model, data)['inputs']
-        with torch.no_grad():
-            dense = dense_predictions(model, inputs)
+    for name, attack, dense in dense_under_attacks(model, data, attacks):
         probs = dense.cls_logits.softmax(-1)[..., :-1] if dense.softmax \
             else dense.cls_logits.sigmoid()
         objects = []

@@ -10,12 +10,12 @@ eps 8 by default). Writes ``task_interaction.{json,png}``.
 """
 from typing import Dict, Optional, Sequence
 
-import torch
 from torch import Tensor
 
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from mmdet_robust.attacks import PGDAttack, dense_predictions
+from mmdet_robust.attacks import PGDAttack
 from mmdet_robust.tools.analysis_common import (analysis_parser,
+                                                dense_under_attacks,
                                                 load_detector, parse,
                                                 test_batch, write_json)
 
@@ -48,11 +48,7 @@ def interaction(model, data: dict, attacks: Dict[str, Optional[object]]
                 ) -> Dict[str, Dict[str, float]]:
     """``{setting: dict(cls_accuracy, mean_iou, candidates)}``."""
     results = {}
-    for name, attack in attacks.items():
-        inputs = data['inputs'] if attack is None else attack(
-            model, data)['inputs']
-        with torch.no_grad():
-            dense = dense_predictions(model, inputs)
+    for name, _, dense in dense_under_attacks(model, data, attacks):
         total = dict(correct=0, count=0, iou_sum=0.)
         for i, sample in enumerate(data['data_samples']):
             gt = sample.gt_instances
