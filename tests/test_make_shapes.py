@@ -1,4 +1,5 @@
 import filecmp
+import json
 import os
 import os.path as osp
 from collections import Counter
@@ -11,7 +12,7 @@ from mmengine.registry import init_default_scope
 from mmdet.registry import DATASETS
 from mmdet_robust.datasets.make_shapes import (SHAPES_CLASSES, main,
                                                make_image, make_shapes,
-                                               object_mask)
+                                               object_mask, stamp_path)
 
 
 def _objects(voc, name):
@@ -29,6 +30,8 @@ def test_deterministic_for_a_seed(tmp_path):
     a = make_shapes(str(tmp_path / 'a'), num_train=6, num_test=2, seed=7)
     b = make_shapes(str(tmp_path / 'b'), num_train=6, num_test=2, seed=7)
     c = make_shapes(str(tmp_path / 'c'), num_train=6, num_test=2, seed=8)
+    # the stamp, which the demo's stages compare against, records the seed
+    assert json.load(open(stamp_path(str(tmp_path / 'c'))))['seed'] == 8
     va, vb, vc = (osp.join(d, 'VOC2007') for d in (a, b, c))
     for sub in ('JPEGImages', 'Annotations'):
         names = sorted(os.listdir(osp.join(va, sub)))

@@ -189,6 +189,12 @@ def _annotation_xml(name: str, size: int, objects: Sequence[Tuple[str, Box]],
     return ET.ElementTree(root)
 
 
+def stamp_path(out: str) -> str:
+    """The file that records the arguments a tree under ``out`` was
+    generated with (rewritten whenever the tree is)."""
+    return osp.join(out, 'VOCdevkit', STAMP)
+
+
 def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
                 size: int = 128, seed: int = 0, min_obj: int = 1,
                 max_obj: int = 4, empty_prob: float = 0.0,
@@ -235,9 +241,9 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
         params['texture'] = texture
     if outline_contrast != 1.:  # likewise for black/white outlines
         params['outline_contrast'] = outline_contrast
-    devkit = osp.join(out, 'VOCdevkit')
+    stamp = stamp_path(out)
+    devkit = osp.dirname(stamp)
     voc = osp.join(devkit, 'VOC2007')
-    stamp = osp.join(devkit, STAMP)
     if not force and osp.isfile(stamp):
         with open(stamp) as f:
             if json.load(f) == params:

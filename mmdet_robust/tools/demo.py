@@ -31,7 +31,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import mmdet
-from mmdet_robust.datasets.make_shapes import STAMP, make_shapes
+from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -102,8 +102,8 @@ class Demo:
         self.timings: Dict[str, float] = json.load(open(
             self.timings_path)) if osp.isfile(self.timings_path) else {}
         # what the checkpoints were trained on: the synthetic tree's stamp
-        self.data_stamp = None if args.data_root else osp.join(
-            REPO, SHAPES_ROOT, 'VOCdevkit', STAMP)
+        self.data_stamp = None if args.data_root else stamp_path(
+            osp.join(REPO, SHAPES_ROOT))
 
     def stage(self, name: str, fn: Callable, done: Callable[[], bool]):
         if done():
