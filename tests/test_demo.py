@@ -46,6 +46,8 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
         report['timings_s'])
     md = (work / 'report.md').read_text()
     assert '| STD |' in md and '| MTD |' in md and 'Wall time' in md
+    assert 'MTD starts from the STD checkpoint' in md
+    assert report['settings']['mtd_init'] == 'std'
     for png in ('mAP_vs_eps.png', 'mAP_vs_steps.png', 'detections.png'):
         path = work / png
         assert path.stat().st_size > 10_000

@@ -16,11 +16,10 @@ from mmdet_robust.checkpoint import safe_torch_load
 from mmdet_robust.engine.robust_test_loop import (gt_in_input_coords,
                                                   predict_preprocessed)
 from mmdet_robust.evaluation.report import atomic_write
+from mmdet_robust.tools.demo import MTD_INITS
 from mmdet_robust.tools.plot_sweep import plot_sweeps, sweep_curves
 
 MODELS_SHOWN = ('std', 'mtd')
-MTD_INIT_TEXT = dict(std='the STD checkpoint (same schedule)',
-                     scratch="the config's own initialisation")
 FIGURE_ATTACKS = ('clean', 'cls_pgd', 'dag', 'rap')
 
 
@@ -150,7 +149,7 @@ def write_demo_report(demo) -> None:
     md = ['# mmdet_robust demo: STD vs MTD\n',
           f'Model config `{args.config}`, evaluation `{args.eval_config}`, '
           f'data `{settings["data_root"]}`; MTD starts from '
-          f'{MTD_INIT_TEXT[args.mtd_init]}. mAP@0.5 (%), '
+          f'{MTD_INITS[args.mtd_init]}. mAP@0.5 (%), '
           f'{settings["metric"]}; every attack at eps = 8 (pixels of 255).\n',
           _table(main, columns), '## Sweeps\n', _sweep_tables(reports),
           '\n![mAP vs eps](mAP_vs_eps.png)\n![mAP vs steps](mAP_vs_steps.png)'
