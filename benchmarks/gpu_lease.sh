@@ -41,6 +41,7 @@ $PY -c 'import mmcv.ops, mmdet, mmdet_robust; print("mmcv", mmcv.__version__, "m
 
 SSD=configs/ssd300_vgg16_std_voc.py
 YOLO=configs/yolov3_d53_std_voc.py
+YOLO_ITERS=${YOLO_ITERS:-3}  # timed iterations of the YOLOv3 tables
 B=benchmarks/bench_adv.py
 stage checks_ssd300 40 $PY benchmarks/gpu_checks.py $SSD --batch 8 \
   --out "$OUT/checks_ssd300.json"
@@ -70,10 +71,13 @@ stage train_ssd300_mtd 100 bash -c train_ssd300_mtd
 stage bench_ssd300_amp 70 $PY $B $SSD --batch 32 --amp --channels-last \
   --out "$OUT/ssd300_amp_cl.json"
 
-stage bench_yolov3 100 $PY $B $YOLO --batch 32 --iters 3 --warmup 1 \
-  --out "$OUT/yolov3.json"
-stage bench_yolov3_amp 100 $PY $B $YOLO --batch 32 --iters 3 --warmup 1 \
-  --amp --channels-last --out "$OUT/yolov3_amp_cl.json"
+stage bench_yolov3 100 $PY $B $YOLO --batch 32 --iters $YOLO_ITERS \
+  --warmup 1 --out "$OUT/yolov3.json"
+stage bench_yolov3_amp 100 $PY $B $YOLO --batch 32 --iters $YOLO_ITERS \
+  --warmup 1 --amp --channels-last --out "$OUT/yolov3_amp_cl.json"
 stage checks_yolov3 40 $PY benchmarks/gpu_checks.py $YOLO --batch 8 \
   --out "$OUT/checks_yolov3.json"
+# the batch-32 GPU column of README's architecture table (Tables 3, 4, 6)
+stage arch_table 120 $PY benchmarks/arch_table.py --batch 32 --iters 3 \
+  --warmup 1 --out "$OUT/arch_table.json"
 log done
