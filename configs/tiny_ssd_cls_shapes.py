@@ -1,6 +1,6 @@
 # CLS: adversarial examples from the classification task domain S_cls.
 _base_ = ['./tiny_ssd_std_shapes.py', './_base_/adv/task_domains.py']
-train_cfg = {{_base_.cls_training}}
+# clean for the first 12 of 24 epochs, as tiny_ssd_mtd_shapes.py explains
+train_cfg = dict(type='AdvTrainingLoop', adv_begin=12,
+                 attacker={{_base_.cls_training.attacker}})
 custom_hooks = [dict(type='AdvTrainingHook', interval=10)]
-# from the STD run's weights, as tiny_ssd_mtd_shapes.py explains
-load_from = 'work_dirs/tiny_ssd_std_shapes/epoch_24.pth'

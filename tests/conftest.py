@@ -64,8 +64,10 @@ def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False
         cfg[loader].batch_size = 8
+    if 'adv_begin' in cfg.train_cfg:  # short schedules: no clean warm-up
+        cfg.train_cfg.adv_begin = 0
     cfg.train_cfg.update(train)
-    cfg.load_from = None  # from scratch, also the adversarial variants
+    cfg.load_from = None
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 1
     cfg.log_level = 'WARNING'

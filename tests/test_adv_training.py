@@ -72,6 +72,47 @@ def test_iteration_based_variant(shapes_root, tmp_path):
         pytest.approx(4., abs=1e-3)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('schedule, adv_begin, adversarial_iters', [
+    (dict(max_epochs=2), 1, 2),   # 2 iterations per epoch: the second epoch
+    (dict(max_iters=3), 2, 1),    # the third iteration
+])
+def test_clean_warm_up_then_adversarial(shapes_root, tmp_path, schedule,
+                                        adv_begin, adversarial_iters):
+    cfg = tiny_cfg(shapes_root, tmp_path)
+    cfg.train_dataloader.dataset.indices = 16
+    cfg.train_cfg = dict(type='AdvTrainingLoop', val_interval=10,
+                         adv_begin=adv_begin, **schedule,
+                         attacker=dict(type='TaskDomainAttacker',
+                                       domain='mtd', eps=8.))
+    cfg.param_scheduler = None
+    if 'max_iters' in schedule:
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                            by_epoch=False, interval=3)
+        cfg.log_processor = dict(by_epoch=False)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 4 if 'max_epochs' in schedule else 3
+    # the attacker reports its statistics only on adversarial iterations
+    linf, _ = runner.message_hub.get_scalar('train/adv_linf').data
+    assert linf.tolist() == pytest.approx([8.] * adversarial_iters,
+                                          abs=1e-3)
+
+
+@pytest.mark.parametrize('schedule, adv_begin', [
+    (dict(max_epochs=2), 2), (dict(max_epochs=2), -1),
+    (dict(max_epochs=2), 0.5), (dict(max_iters=3), 3)])
+def test_adv_begin_outside_the_schedule_is_refused(shapes_root, tmp_path,
+                                                   schedule, adv_begin):
+    cfg = tiny_cfg(shapes_root, tmp_path)
+    cfg.train_cfg = dict(type='AdvTrainingLoop', adv_begin=adv_begin,
+                         **schedule)
+    with pytest.raises(ValueError, match=r'adv_begin must be an integer in '
+                       r'\[0, [23]\)'):
+        Runner.from_cfg(cfg).train()
+    assert not list(tmp_path.glob('*.pth'))  # refused before any training
+
+
 def test_adv_training_loop_needs_a_schedule(shapes_root, tmp_path):
     cfg = tiny_cfg(shapes_root, tmp_path)
     cfg.train_cfg = dict(type='AdvTrainingLoop', attacker=None)
@@ -105,47 +146,35 @@ def _mim_train(domain, shapes_root, work, *options):
                 *_mim_options(shapes_root), *options)
 
 
-@pytest.fixture(scope='module')
-def mim_std_run(shapes_root, tmp_path_factory):
-    """`mim train mmdet configs/tiny_ssd_std_shapes.py` for one epoch:
-    (log, checkpoint)."""
-    work = str(tmp_path_factory.mktemp('mim_std'))
-    out = _mim_train('std', shapes_root, work)
-    return out, osp.join(work, 'epoch_1.pth')
-
-
 @pytest.mark.parametrize('domain', DOMAINS[1:])
-def test_tiny_adversarial_configs_start_from_the_std_run(domain):
-    """Each tiny adversarial config loads the checkpoint that
-    `mim train mmdet configs/tiny_ssd_std_shapes.py` leaves at the end of
-    its schedule, and changes nothing else but the training loop."""
+def test_tiny_adversarial_configs_warm_up_within_the_std_schedule(domain):
+    """Each tiny adversarial config trains from scratch on STD's schedule,
+    clean for its first half (``adv_begin``), and changes nothing else but
+    the training loop."""
     std = Config.fromfile(osp.join(REPO, 'configs',
                                    'tiny_ssd_std_shapes.py'))
     adv = Config.fromfile(osp.join(REPO, 'configs',
                                    f'tiny_ssd_{domain}_shapes.py'))
-    assert std.get('load_from') is None
-    assert adv.load_from == osp.join(
-        'work_dirs', 'tiny_ssd_std_shapes',
-        f'epoch_{std.train_cfg.max_epochs}.pth')
+    assert std.get('load_from') is None and adv.get('load_from') is None
+    assert adv.train_cfg.type == 'AdvTrainingLoop'
+    assert adv.train_cfg.attacker == dict(type='TaskDomainAttacker',
+                                          domain=domain, eps=8.)
     assert adv.train_cfg.max_epochs == std.train_cfg.max_epochs
+    assert adv.train_cfg.adv_begin == std.train_cfg.max_epochs // 2
     assert adv.param_scheduler == std.param_scheduler
     assert adv.optim_wrapper == std.optim_wrapper
+    assert adv.model == std.model
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('domain', DOMAINS)
-def test_mim_train_every_domain(shapes_root, mim_std_run, tmp_path, domain):
-    """The user's path: `mim train mmdet configs/tiny_ssd_std_shapes.py`,
-    then `mim train mmdet configs/tiny_ssd_<domain>_shapes.py` from its
-    checkpoint."""
-    out, std_checkpoint = mim_std_run
-    if domain != 'std':
-        work = str(tmp_path / domain)
-        out = _mim_train(domain, shapes_root, work,
-                         f'load_from={std_checkpoint}')
-        assert f'Load checkpoint from {std_checkpoint}' in out
-        assert osp.isfile(osp.join(work, 'epoch_1.pth'))
-    assert osp.isfile(std_checkpoint)
+def test_mim_train_every_domain(shapes_root, tmp_path, domain):
+    """The user's path: `mim train mmdet configs/tiny_ssd_<domain>_...`
+    (one epoch, adversarial from the start)."""
+    work = str(tmp_path / domain)
+    options = [] if domain == 'std' else ['train_cfg.adv_begin=0']
+    out = _mim_train(domain, shapes_root, work, *options)
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     assert ('adv_linf: 8.0000' in out) == (domain != 'std')
 
 

@@ -46,8 +46,9 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
         report['timings_s'])
     md = (work / 'report.md').read_text()
     assert '| STD |' in md and '| MTD |' in md and 'Wall time' in md
-    assert 'MTD starts from the STD checkpoint' in md
-    assert report['settings']['mtd_init'] == 'std'
+    assert 'MTD starts from the config\'s own initialisation, on clean ' \
+        'batches for the first half' in md
+    assert report['settings']['mtd_init'] == 'warmup'
     for png in ('mAP_vs_eps.png', 'mAP_vs_steps.png', 'detections.png'):
         path = work / png
         assert path.stat().st_size > 10_000
@@ -71,7 +72,8 @@ def test_a_failing_stage_is_named(shapes_root, tmp_path):
 
 
 def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
-    """MTD trains from the STD checkpoint (``--mtd-init std``, the default);
+    """MTD trains from scratch with a clean first half (``warmup``, the
+    default), from scratch, or from the STD checkpoint (``std``);
     a training stage is redone when the data or, for MTD, the STD checkpoint
     is newer than its own checkpoint, and reused otherwise."""
     clock, runs = [100.], []
@@ -105,19 +107,30 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
     stamp.write_text('{}')
     tick(stamp)
     std_ckpt = str(tmp_path / 'demo' / 'std' / 'epoch_24.pth')
-    assert train_both() == ['std', 'mtd']
+    from_std = ('--mtd-init', 'std')
+    assert train_both(*from_std) == ['std', 'mtd']
     assert f'load_from={std_ckpt}' in runs[1][1]
     assert 'train_cfg.attacker.domain=mtd' in runs[1][1]
     assert not any(o.startswith('load_from') for o in runs[0][1])
-    assert train_both() == []  # everything reused
+    assert train_both(*from_std) == []  # everything reused
     tick(stamp)  # regenerated data
-    assert train_both() == ['std', 'mtd']
+    assert train_both(*from_std) == ['std', 'mtd']
     tick(std_ckpt)  # a newer STD model
-    assert train_both() == ['mtd']
+    assert train_both(*from_std) == ['mtd']
     scratch = ('--mtd-init', 'scratch')
     assert train_both(*scratch, work_dir='scratch') == ['std', 'mtd']
     assert not any(o.startswith('load_from') for o in runs[1][1])
     tick(str(tmp_path / 'scratch' / 'std' / 'epoch_24.pth'))
     assert train_both(*scratch, work_dir='scratch') == []  # not an input
+    # warmup (the default): from scratch, clean for the first half of the
+    # same schedule
+    assert train_both(work_dir='warmup') == ['std', 'mtd']
+    assert 'train_cfg.adv_begin=12' in runs[1][1]  # of the config's 24
+    assert not any(o.startswith('load_from') for o in runs[1][1])
+    assert train_both('--mtd-init', 'warmup', '--train-options',
+                      'train_cfg.max_epochs=5', work_dir='warmup5') == [
+        'std', 'mtd']
+    assert 'train_cfg.adv_begin=2' in runs[1][1]
+    assert not any('adv_begin' in o for o in runs[0][1])
     with pytest.raises(SystemExit):
         parse_args(['--mtd-init', 'imagenet'])

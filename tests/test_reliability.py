@@ -248,7 +248,8 @@ def _train(config, work_dir, *extra, kill_at=None):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_parameters(shapes_root, tmp_path):
-    """A MTD run SIGKILLed mid-epoch 2 and resumed with --resume reaches
+    """A MTD run (epoch 1 clean, ``adv_begin=1``) SIGKILLed mid-epoch 2 and
+    resumed with --resume reaches
     the same parameters, optimizer state and iteration count at the end of
     epoch 3 as a run that was never interrupted (random flips, attack
     starts and the sampler all continue where they were)."""
@@ -258,8 +259,8 @@ def test_killed_run_resumes_to_the_same_parameters(shapes_root, tmp_path):
         f"_base_ = [{osp.join(REPO, 'configs', 'tiny_ssd_mtd_shapes.py')!r}]\n"
         "custom_imports = dict(imports=['mmdet_robust', 'killer'])\n"
         "custom_hooks = [dict(type='SigkillAt')]\n"
-        "train_cfg = dict(max_epochs=3, val_interval=100)\n"
-        "load_from = None\n"
+        # epoch 1 clean, the kill lands in adversarial epoch 2
+        "train_cfg = dict(max_epochs=3, val_interval=100, adv_begin=1)\n"
         "default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5))\n"
         f"train_dataloader = dict(batch_size=8, num_workers=0, "
         f"persistent_workers=False, dataset=dict(data_root={shapes_root!r}))\n"

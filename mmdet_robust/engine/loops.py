@@ -55,14 +55,30 @@ class AdversarialTrainStep:
     clipping, accumulation and every hook keep working). The attacker's
     statistics join the step's outputs, so mmengine logs them as
     ``train/adv_*``.
+
+    ``adv_begin`` (epochs for the epoch-based loop, iterations for the
+    iteration-based one, like mmengine's ``val_begin``): train on clean
+    batches before it, a clean warm-up inside the same schedule. 0, the
+    default, is Algorithm 1 as the paper runs it.
     """
 
     attacker: object
+    adv_begin: int
+    _max: int  # max_epochs or max_iters, the unit of adv_begin
 
-    def _setup(self, runner, attacker: Optional[dict]) -> None:
+    def _setup(self, runner, attacker: Optional[dict],
+               adv_begin: int = 0) -> None:
         """Build the attacker; make checkpoints carry the RNG state and a
         resumed run refuse a checkpoint of another architecture."""
+        if isinstance(adv_begin, bool) or not isinstance(adv_begin, int) \
+                or not 0 <= adv_begin < self._max:
+            raise ValueError(
+                f'adv_begin must be an integer in [0, {self._max}) (the '
+                f'{self._unit} at which adversarial training starts, within '
+                f'max_{self._unit}s={self._max}), got {adv_begin!r}')
+        self.adv_begin = adv_begin
         self.attacker = self._build_attacker(attacker)
+        self._clean = self._build_attacker(None)
         ensure_hook(runner, RNGStateHook)
         if getattr(runner, '_resume', False):
             ensure_hook(runner, CheckpointFitHook)
@@ -73,11 +89,16 @@ class AdversarialTrainStep:
         return MODELS.build(attacker) if isinstance(attacker, dict) \
             else attacker
 
+    def _progress(self) -> int:
+        """Where the run is, in the unit of ``adv_begin``."""
+        raise NotImplementedError
+
     def adversarial_train_step(self, data_batch: Sequence[dict]) -> Dict:
+        attacker = self.attacker if self._progress() >= self.adv_begin \
+            else self._clean
         return adversarial_train_step(self.runner.model,
                                       self.runner.optim_wrapper,
-                                      self.attacker, data_batch,
-                                      salt=self._iter)
+                                      attacker, data_batch, salt=self._iter)
 
 
 @LOOPS.register_module()
@@ -87,13 +108,22 @@ class AdvEpochBasedTrainLoop(AdversarialTrainStep, EpochBasedTrainLoop):
     Args:
         attacker: config of the attack that makes the training examples,
             e.g. ``dict(type='TaskDomainAttacker', domain='mtd', eps=8)``.
+        adv_begin: first adversarial epoch (0-based); earlier epochs train
+            on clean batches.
         Other arguments are those of ``EpochBasedTrainLoop``.
     """
 
+    _unit = 'epoch'
+
     def __init__(self, runner, dataloader, max_epochs: int,
-                 attacker: Optional[dict] = None, **kwargs) -> None:
+                 attacker: Optional[dict] = None, adv_begin: int = 0,
+                 **kwargs) -> None:
         super().__init__(runner, dataloader, max_epochs, **kwargs)
-        self._setup(runner, attacker)
+        self._max = self._max_epochs
+        self._setup(runner, attacker, adv_begin)
+
+    def _progress(self) -> int:
+        return self._epoch
 
     def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
         self.runner.call_hook(
@@ -110,10 +140,17 @@ class AdvIterBasedTrainLoop(AdversarialTrainStep, IterBasedTrainLoop):
     """``IterBasedTrainLoop`` training on adversarial batches (see
     :class:`AdvEpochBasedTrainLoop`)."""
 
+    _unit = 'iter'
+
     def __init__(self, runner, dataloader, max_iters: int,
-                 attacker: Optional[dict] = None, **kwargs) -> None:
+                 attacker: Optional[dict] = None, adv_begin: int = 0,
+                 **kwargs) -> None:
         super().__init__(runner, dataloader, max_iters, **kwargs)
-        self._setup(runner, attacker)
+        self._max = self._max_iters
+        self._setup(runner, attacker, adv_begin)
+
+    def _progress(self) -> int:
+        return self._iter
 
     def run_iter(self, data_batch: Sequence[dict]) -> None:
         self.runner.call_hook(
@@ -137,6 +174,9 @@ def build_adv_training_loop(runner, dataloader, attacker=None,
         train_cfg = dict(type='AdvTrainingLoop',
                          attacker=dict(type='TaskDomainAttacker',
                                        domain='mtd', eps=8))
+
+    ``adv_begin=N`` adds a clean warm-up: the first N epochs (iterations)
+    of the same schedule train on clean batches.
     """
     if (max_epochs is None) == (max_iters is None):
         raise ValueError('AdvTrainingLoop needs exactly one of max_epochs '

@@ -8,9 +8,10 @@ as ``make`` does, so a re-run resumes and regenerated data retrains):
 1. ``data``: the synthetic VOC-format shapes (``make_shapes``);
 2. ``train_std`` / ``train_mtd``: the STD config, and the same config and
    schedule with ``AdvTrainingLoop`` + ``TaskDomainAttacker(domain='mtd')``
-   started from the STD checkpoint (``--mtd-init std``, the default) or
-   from the config's own initialisation (``--mtd-init scratch``), through
-   MMDetection's own ``tools/train.py``;
+   from the config's own initialisation with clean batches for the first
+   half of the schedule (``--mtd-init warmup``, the default: ``adv_begin``),
+   without that warm-up (``scratch``), or started from the STD checkpoint
+   (``std``), through MMDetection's own ``tools/train.py``;
 3. ``eval_std`` / ``eval_mtd``: ``RobustTestLoop`` (clean, cls-PGD, loc-PGD,
    DAG (one-stage and dense targets), RAP at eps 8, plus the eps and steps
    sweeps) through ``tools/test.py``;
@@ -31,6 +32,8 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import mmdet
+from mmengine.config import Config, DictAction
+
 from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
@@ -40,8 +43,11 @@ MTD_OPTIONS = ['train_cfg.type=AdvTrainingLoop',
                'train_cfg.attacker.domain=mtd', 'train_cfg.attacker.eps=8.0']
 SHAPES_ROOT = 'data/shapes'
 # where MTD training starts, as the report states it
-MTD_INITS = dict(std='the STD checkpoint (same schedule)',
-                 scratch="the config's own initialisation")
+MTD_INITS = dict(
+    warmup="the config's own initialisation, on clean batches for the first "
+    'half of the same schedule (`adv_begin`)',
+    scratch="the config's own initialisation",
+    std='the STD checkpoint (same schedule)')
 
 
 class StageError(RuntimeError):
@@ -73,6 +79,18 @@ def _run_tool(tool: str, args: Sequence[str], options: Sequence[str],
         if proc.wait():
             raise StageError(f'{tool} exited with {proc.returncode}; see '
                              f'{log_path}')
+
+
+def _schedule_length(config: str, options: Sequence[str]) -> int:
+    """``max_epochs`` (or ``max_iters``) of ``config`` with the
+    ``--cfg-options`` applied, as ``tools/train.py`` will see it."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={})
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.merge_from_dict(parser.parse_args(
+        ['--cfg-options', *options] if options else []).cfg_options)
+    return cfg.train_cfg.get('max_epochs') or cfg.train_cfg.max_iters
 
 
 def _fresh(output: Optional[str], inputs: Sequence[Optional[str]]) -> bool:
@@ -137,10 +155,18 @@ class Demo:
                 std = _checkpoint(osp.join(self.work_dir, 'std'))
                 options.append(f'load_from={std}')
                 inputs.append(std)
-        self.stage(f'train_{model}', lambda: _run_tool(
-            'train.py', [args.config, '--work-dir', work_dir], options,
-            osp.join(self.work_dir, f'train_{model}.log')),
-            lambda: _fresh(_checkpoint(work_dir), inputs))
+
+        def run():
+            warmup = []
+            if model == 'mtd' and args.mtd_init == 'warmup':
+                half = _schedule_length(args.config, options) // 2
+                warmup = [f'train_cfg.adv_begin={half}']
+            _run_tool('train.py', [args.config, '--work-dir', work_dir],
+                      options + warmup,
+                      osp.join(self.work_dir, f'train_{model}.log'))
+
+        self.stage(f'train_{model}', run,
+                   lambda: _fresh(_checkpoint(work_dir), inputs))
 
     def evaluate(self, model: str) -> None:
         args = self.args
@@ -194,8 +220,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work-dir', default=env('DEMO_WORK_DIR',
                                                   'work_dirs/demo'))
     parser.add_argument('--mtd-init', choices=list(MTD_INITS), default=env(
-        'DEMO_MTD_INIT', 'std'), help='start MTD from the STD checkpoint '
-        '(std) or from the config\'s own initialisation (scratch)')
+        'DEMO_MTD_INIT', 'warmup'), help='train MTD from the config\'s own '
+        'initialisation with clean batches for the first half of the '
+        'schedule (warmup, the default), from it without warm-up (scratch, '
+        'the paper\'s protocol), or from the STD checkpoint (std)')
     parser.add_argument('--eval-images', type=int, default=int(env(
         'DEMO_EVAL_IMAGES', 50)), help='evaluate on the first N test images')
     parser.add_argument('--train-options', nargs='*', default=[],
