@@ -1,6 +1,6 @@
-# A tiny SSD for CPU: SSD's VGG-with-BN layout at 1/4-1/8 width, 96x96 input.
+# A tiny SSD for CPU: SSD's VGG-with-BN layout at 1/4-1/8 width, 96x96 input
+# (the Resize of configs/_base_/datasets/shapes_voc.py).
 # Feature maps 12, 6, 3, 1 (strides 8, 16, 32, 96).
-image_size = 96  # network input, pixels
 model = dict(
     type='SingleStageDetector',
     data_preprocessor=dict(
