@@ -67,7 +67,6 @@ def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:
     if 'adv_begin' in cfg.train_cfg:  # short schedules: no clean warm-up
         cfg.train_cfg.adv_begin = 0
     cfg.train_cfg.update(train)
-    cfg.load_from = None
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 1
     cfg.log_level = 'WARNING'

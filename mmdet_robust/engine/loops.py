@@ -64,18 +64,18 @@ class AdversarialTrainStep:
 
     attacker: object
     adv_begin: int
-    _max: int  # max_epochs or max_iters, the unit of adv_begin
 
-    def _setup(self, runner, attacker: Optional[dict],
-               adv_begin: int = 0) -> None:
-        """Build the attacker; make checkpoints carry the RNG state and a
+    def _setup(self, runner, attacker: Optional[dict], adv_begin: int,
+               end: int) -> None:
+        """Build the attacker (adversarial from ``adv_begin`` of ``end``
+        epochs or iterations); make checkpoints carry the RNG state and a
         resumed run refuse a checkpoint of another architecture."""
         if isinstance(adv_begin, bool) or not isinstance(adv_begin, int) \
-                or not 0 <= adv_begin < self._max:
+                or not 0 <= adv_begin < end:
             raise ValueError(
-                f'adv_begin must be an integer in [0, {self._max}) (the '
+                f'adv_begin must be an integer in [0, {end}) (the '
                 f'{self._unit} at which adversarial training starts, within '
-                f'max_{self._unit}s={self._max}), got {adv_begin!r}')
+                f'max_{self._unit}s={end}), got {adv_begin!r}')
         self.adv_begin = adv_begin
         self.attacker = self._build_attacker(attacker)
         self._clean = self._build_attacker(None)
@@ -119,8 +119,7 @@ class AdvEpochBasedTrainLoop(AdversarialTrainStep, EpochBasedTrainLoop):
                  attacker: Optional[dict] = None, adv_begin: int = 0,
                  **kwargs) -> None:
         super().__init__(runner, dataloader, max_epochs, **kwargs)
-        self._max = self._max_epochs
-        self._setup(runner, attacker, adv_begin)
+        self._setup(runner, attacker, adv_begin, self.max_epochs)
 
     def _progress(self) -> int:
         return self._epoch
@@ -146,8 +145,7 @@ class AdvIterBasedTrainLoop(AdversarialTrainStep, IterBasedTrainLoop):
                  attacker: Optional[dict] = None, adv_begin: int = 0,
                  **kwargs) -> None:
         super().__init__(runner, dataloader, max_iters, **kwargs)
-        self._max = self._max_iters
-        self._setup(runner, attacker, adv_begin)
+        self._setup(runner, attacker, adv_begin, self.max_iters)
 
     def _progress(self) -> int:
         return self._iter
