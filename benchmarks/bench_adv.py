@@ -17,6 +17,11 @@ On the same model (random init) and the same synthetic batch:
 * PGD-k evaluation throughput (images/s) against k bare passes of forward +
   input gradient of the same loss, the lower bound of any k-step attack.
 
+``--profile`` runs torch.profiler over STD, CLS and MTD iterations instead:
+per iteration, the wall time, the time the GPU spent in kernels (its busy
+share tells a launch-bound step from a compute-bound one), the kernel
+launches, and the operators with the most CPU time.
+
 Prints a table and writes JSON. GPU timings use ``torch.cuda.synchronize``.
 """
 import argparse
@@ -194,6 +199,46 @@ class Bench:
                     bare_images_per_s=n / t_bare, ratio=t_pgd / t_bare)
 
 
+def _device_us(event) -> float:
+    # torch renamed self_cuda_time_total to self_device_time_total in 2.4
+    return getattr(event, 'self_device_time_total',
+                   getattr(event, 'self_cuda_time_total', 0.))
+
+
+def profile_step(bench: Bench, domain: str, iters: int) -> dict:
+    """One ``domain`` training iteration under torch.profiler, averaged over
+    ``iters``: wall and GPU-kernel seconds, launches, top CPU operators."""
+    from torch.profiler import ProfilerActivity, profile
+    step = bench.train_step(domain)
+    step()
+    sync(bench.device)
+    activities = [ProfilerActivity.CPU]
+    if bench.device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        for _ in range(iters):
+            step()
+        sync(bench.device)
+        wall = (time.perf_counter() - start) / iters
+    events = prof.key_averages()
+    kernel_s = sum(_device_us(e) for e in events) / 1e6 / iters
+    launches = sum(e.count for e in events
+                   if e.key in ('cudaLaunchKernel', 'cuLaunchKernel',
+                                'cudaLaunchKernelExC')) / iters
+
+    def top(key, n):
+        return [dict(op=e.key, calls=e.count / iters,
+                     self_cpu_s=e.self_cpu_time_total / 1e6 / iters,
+                     self_gpu_s=_device_us(e) / 1e6 / iters)
+                for e in sorted(events, key=key, reverse=True)[:n]]
+    return dict(
+        wall_s=wall, gpu_kernel_s=kernel_s, gpu_busy=kernel_s / wall,
+        kernel_launches=launches,
+        top_cpu_ops=top(lambda e: e.self_cpu_time_total, 15),
+        top_gpu_ops=top(_device_us, 10))
+
+
 def _rss_mib() -> float:
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
@@ -235,6 +280,8 @@ def main(argv=None) -> None:
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--out', default=None, help='JSON file')
+    parser.add_argument('--profile', action='store_true',
+                        help='profile STD, CLS and MTD iterations instead')
     parser.add_argument('--memory-only', choices=DOMAINS,
                         help=argparse.SUPPRESS)  # internal: one CPU probe
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -246,6 +293,21 @@ def main(argv=None) -> None:
     bench.argv = argv
     if args.memory_only:
         print(peak_rss_of(bench, args.memory_only))
+        return
+    if args.profile:
+        bench.model.train()
+        result = {d: profile_step(bench, d, args.iters)
+                  for d in ('std', 'cls', 'mtd')}
+        print('| mode | s / iter | GPU kernels s | GPU busy | launches |')
+        print('|---|---|---|---|---|')
+        for d, r in result.items():
+            print(f"| {d.upper()} | {r['wall_s']:.3f} | "
+                  f"{r['gpu_kernel_s']:.3f} | {r['gpu_busy']:.0%} | "
+                  f"{r['kernel_launches']:.0f} |")
+        if args.out:
+            write_json(args.out, dict(result, config=args.config,
+                                      batch=args.batch, amp=args.amp,
+                                      channels_last=args.channels_last))
         return
     times = bench.train_times()
     memory = {d: bench.peak_memory(d) for d in ('std', 'cls', 'mtd')}

@@ -80,4 +80,9 @@ stage checks_yolov3 40 $PY benchmarks/gpu_checks.py $YOLO --batch 8 \
 # the batch-32 GPU column of README's architecture table (Tables 3, 4, 6)
 stage arch_table 120 $PY benchmarks/arch_table.py --batch 32 --iters 3 \
   --warmup 1 --out "$OUT/arch_table.json"
+# where an iteration's time goes: GPU busy share, kernel launches, top ops
+stage profile_yolov3_amp 90 $PY $B $YOLO --batch 32 --iters 3 --amp \
+  --channels-last --profile --out "$OUT/profile_yolov3_amp_cl.json"
+stage profile_yolov3 90 $PY $B $YOLO --batch 32 --iters 3 --profile \
+  --out "$OUT/profile_yolov3.json"
 log done
