@@ -20,7 +20,8 @@ On the same model (random init) and the same synthetic batch:
 ``--profile`` runs torch.profiler over STD, CLS and MTD iterations instead:
 per iteration, the wall time, the time the GPU spent in kernels (its busy
 share tells a launch-bound step from a compute-bound one), the kernel
-launches, and the operators with the most CPU time.
+launches, the forward convolutions (1, 2 and 4 model forwards in the cost
+model above) and the operators with the most CPU and GPU time.
 
 Prints a table and writes JSON. GPU timings use ``torch.cuda.synchronize``.
 """
@@ -232,9 +233,12 @@ def profile_step(bench: Bench, domain: str, iters: int) -> dict:
                      self_cpu_s=e.self_cpu_time_total / 1e6 / iters,
                      self_gpu_s=_device_us(e) / 1e6 / iters)
                 for e in sorted(events, key=key, reverse=True)[:n]]
+    # forward passes of the model, counted in convolutions (backward passes
+    # run convolution_backward instead)
+    convs = sum(e.count for e in events if e.key == 'aten::convolution')
     return dict(
         wall_s=wall, gpu_kernel_s=kernel_s, gpu_busy=kernel_s / wall,
-        kernel_launches=launches,
+        kernel_launches=launches, forward_convs=convs / iters,
         top_cpu_ops=top(lambda e: e.self_cpu_time_total, 15),
         top_gpu_ops=top(_device_us, 10))
 

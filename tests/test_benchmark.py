@@ -26,6 +26,30 @@ def test_bench_adv_reports_every_mode(tmp_path):
     assert '| MTD |' in proc.stdout and 'PGD-2 eval' in proc.stdout
 
 
+@pytest.mark.slow
+def test_bench_adv_profile_counts_the_model_passes(tmp_path):
+    """``--profile``: per iteration, STD runs one model forward, CLS two
+    (attack + training step), MTD four (the shared cls/loc attack forward,
+    two selection forwards, the training step), the cost model of
+    BENCHMARKS.md; counted in convolutions, so exact."""
+    out = tmp_path / 'profile.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'benchmarks', 'bench_adv.py'),
+         osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py'), '--batch', '2',
+         '--iters', '1', '--profile', '--out', str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.load(open(out))
+    convs = {d: result[d]['forward_convs'] for d in ('std', 'cls', 'mtd')}
+    assert convs['std'] > 0
+    assert convs['cls'] == 2 * convs['std'] and \
+        convs['mtd'] == 4 * convs['std'], convs
+    for mode in ('std', 'cls', 'mtd'):  # no GPU here: no kernel time
+        assert result[mode]['gpu_kernel_s'] == 0 and result[mode]['wall_s'] > 0
+        assert result[mode]['top_cpu_ops']
+    assert '| MTD |' in proc.stdout
+
+
 def test_gpu_checks_hold_on_the_cpu(tmp_path):
     """``gpu_checks.py`` runs everywhere (bf16 autocast on a CPU, no sync
     count): every attack's invariants hold and it says so."""
