@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -8,6 +9,7 @@ from conftest import dataset_batch, robust_cfg
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
                                   RAPAttack, TaskLosses, dense_predictions)
 from mmdet_robust.attacks.base import image_generators
+from mmdet_robust.attacks.dag import matched_priors
 from mmdet_robust.engine.robust_test_loop import (expand_sweep,
                                                   gt_in_input_coords)
 
@@ -94,7 +96,8 @@ def test_dag_flips_targets_and_stops_early(detector, test_batch,
     with torch.no_grad():
         clean = dense_predictions(detector, test_batch['inputs'])
     targets = dag._targets(dense.priors, adv['data_samples'],
-                           dense.num_classes, dense.softmax, gens)
+                           dense.num_classes, dense.softmax, gens,
+                           dag.target_iou_thr(detector))
     # SSD: background is the last logit; object_argmax ranks without it
     classes = dense.num_classes if object_argmax else None
     total = gained = 0
@@ -117,6 +120,32 @@ def test_dag_flips_targets_and_stops_early(detector, test_batch,
     assert quick.last_stats['dag_iters'].item() < iters
 
 
+def test_dag_targets_follow_the_heads_assigner(detector, test_batch):
+    """By default DAG's targets are the priors the head's own assigner makes
+    positive: its ``pos_iou_thr``, 0.5 in SSD's config; an explicit
+    ``iou_thr`` wins."""
+    head = detector.bbox_head
+    assert DAGAttack().target_iou_thr(detector) == 0.5
+    assert DAGAttack(iou_thr=0.1).target_iou_thr(detector) == 0.1
+    gts = [s.gt_instances for s in test_batch['data_samples']]
+    priors = dense_predictions(detector, test_batch['inputs']).priors
+    counts = {}
+    saved = copy.deepcopy(head.train_cfg)
+    try:
+        for thr in (0.5, 0.3):
+            head.train_cfg['assigner']['pos_iou_thr'] = thr
+            resolved = DAGAttack().target_iou_thr(detector)
+            assert resolved == thr
+            counts[thr] = sum(
+                len(matched_priors(priors, gt.bboxes, gt.labels,
+                                   resolved)[0]) for gt in gts)
+        head.train_cfg = None  # a head built without train_cfg
+        assert DAGAttack().target_iou_thr(detector) == 0.5
+    finally:
+        head.train_cfg = saved
+    assert counts[0.3] > counts[0.5] > 0
+
+
 def test_dag_object_argmax_pushes_further(detector, test_batch):
     """Ranking the object classes only, DAG keeps going where a background
     argmax would have stopped it: more iterations, a larger perturbation and
@@ -133,7 +162,7 @@ def test_dag_object_argmax_pushes_further(detector, test_batch):
         probs = []
         for i, (index, true, _) in enumerate(dag._targets(
                 dense.priors, adv['data_samples'], dense.num_classes,
-                dense.softmax, gens)):
+                dense.softmax, gens, dag.target_iou_thr(detector))):
             p = dense.cls_logits[i, index].softmax(-1)
             probs.append(p.gather(1, true[:, None]).squeeze(1))
         true_prob[object_argmax] = torch.cat(probs).mean().item()

@@ -1,6 +1,6 @@
 """DAG: Dense Adversary Generation (Xie et al., ICCV 2017), ATTACKS.md sec. 2.
 """
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -34,9 +34,10 @@ def matched_priors(priors: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
 class DAGAttack(DetectorAttack):
     """Targeted attack on the dense classification outputs.
 
-    Targets ``t_n`` are priors matched to GT boxes (IoU >= ``iou_thr``, 0.5
-    like SSD's assigner; ``iou_thr=0.1`` gives the original dense set), with
-    true labels ``l_n``; each gets a fixed adversarial label ``l'_n`` drawn
+    Targets ``t_n`` are priors matched to GT boxes (IoU >= ``iou_thr``; by
+    default the ``pos_iou_thr`` of the head's own assigner, 0.5 for SSD,
+    RetinaNet and YOLOv3; ``iou_thr=0.1`` gives the original dense set),
+    with true labels ``l_n``; each gets a fixed adversarial label ``l'_n`` drawn
     uniformly from the other object classes (seeded per image). Then::
 
         r = 0; x_0 = x
@@ -69,7 +70,9 @@ class DAGAttack(DetectorAttack):
         eps: budget (8).
         gamma: step length in the max norm (0.5).
         max_iters: M (150).
-        iou_thr: IoU for a prior to be a target.
+        iou_thr: IoU for a prior to be a target; None (default): the
+            ``pos_iou_thr`` of the head's ``train_cfg.assigner`` (the priors
+            it makes positive), 0.5 where the head has none.
         include_background: also allow background as adversarial label
             (softmax heads only).
         object_argmax: rank only the object classes when deciding whether
@@ -78,22 +81,30 @@ class DAGAttack(DetectorAttack):
     """
 
     def __init__(self, eps: float = 8., gamma: float = 0.5,
-                 max_iters: int = 150, iou_thr: float = 0.5,
+                 max_iters: int = 150, iou_thr: Optional[float] = None,
                  include_background: bool = False,
                  object_argmax: bool = True, seed: int = 0) -> None:
         super().__init__(seed=seed)
         self.eps = check_budget('eps', eps)
         self.gamma = check_budget('gamma', gamma)
         self.max_iters = check_steps(max_iters)
-        if not 0 < iou_thr <= 1:
+        if iou_thr is not None and not 0 < iou_thr <= 1:
             raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr!r}')
         self.iou_thr = iou_thr
         self.include_background = include_background
         self.object_argmax = object_argmax
 
+    def target_iou_thr(self, detector) -> float:
+        """The IoU at which a prior becomes a target for ``detector``."""
+        if self.iou_thr is not None:
+            return self.iou_thr
+        train_cfg = getattr(detector.bbox_head, 'train_cfg', None) or {}
+        return float(
+            (train_cfg.get('assigner') or {}).get('pos_iou_thr', 0.5))
+
     def _targets(self, priors: Tensor, data_samples: Sequence,
                  num_classes: int, softmax: bool,
-                 generators: List[torch.Generator]):
+                 generators: List[torch.Generator], iou_thr: float):
         """Per image: (target prior indices, true labels, adversarial
         labels)."""
         targets = []
@@ -101,7 +112,7 @@ class DAGAttack(DetectorAttack):
         for sample, gen in zip(data_samples, generators):
             gt = sample.gt_instances
             index, labels = matched_priors(priors, get_box_tensor(gt.bboxes),
-                                           gt.labels, self.iou_thr)
+                                           gt.labels, iou_thr)
             # uniform over the other classes: shift by 1..choices-1 (mod)
             shift = torch.randint(1, choices, labels.shape, generator=gen,
                                   device=gen.device).to(labels.device)
@@ -119,7 +130,8 @@ class DAGAttack(DetectorAttack):
             if targets is None:
                 targets = self._targets(dense.priors, data_samples,
                                         dense.num_classes, dense.softmax,
-                                        generators)
+                                        generators,
+                                        self.target_iou_thr(detector))
                 # logits ranked for "still correct" (background is last):
                 # all of them, or the object classes only
                 rank_all = dense.softmax and (self.include_background

@@ -93,7 +93,7 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
             targeted = None
             if isinstance(attack, DAGAttack):
                 index, _ = matched_priors(dense.priors, gt_boxes, gt_labels,
-                                          attack.iou_thr)
+                                          attack.target_iou_thr(model))
                 targeted = torch.zeros(len(dense.priors), dtype=torch.bool,
                                        device=index.device)
                 targeted[index] = True
