@@ -187,13 +187,14 @@ def test_mim_test_robust_eval(shapes_root, trained_checkpoint, tmp_path):
                '--checkpoint', path, '--work-dir', work, '--cfg-options',
                *_mim_options(shapes_root), 'test_cfg.attacks.cls_pgd.steps=2',
                'test_cfg.attacks.loc_pgd.steps=2',
+               'test_cfg.attacks.con_pgd.steps=2',
                'test_cfg.attacks.dag.max_iters=2',
                'test_cfg.attacks.dag_dense.max_iters=2',
                'test_cfg.attacks.rap.steps=2')
     assert 'cls_pgd/pascal_voc/mAP' in out and '| dag |' in out
     report = json.load(open(osp.join(work, 'robustness.json')))
-    assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd', 'dag',
-                                   'dag_dense', 'rap']
+    assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd',
+                                   'con_pgd', 'dag', 'dag_dense', 'rap']
 
 
 @pytest.mark.slow

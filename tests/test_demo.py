@@ -15,7 +15,8 @@ def _demo_args(shapes_root, tmp_path, **extra):
     eval_cfg.write_text(
         f"_base_ = '{REPO}/configs/robust_eval/tiny_ssd_shapes.py'\n"
         "test_cfg = dict(attacks=dict(cls_pgd=dict(steps=2), "
-        "loc_pgd=dict(steps=2), dag=dict(max_iters=3), "
+        "loc_pgd=dict(steps=2), con_pgd=dict(steps=2), "
+        "dag=dict(max_iters=3), "
         "dag_dense=dict(max_iters=3), rap=dict(steps=2)))\n")
     loaders = ('train_dataloader', 'val_dataloader', 'test_dataloader')
     workers = [f'{k}.{o}' for k in loaders for o in (
@@ -38,8 +39,9 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
     work = tmp_path / 'demo'
     report = json.load(open(work / 'report.json'))
     for model in ('std', 'mtd'):
-        assert set(report['mAP'][model]) == {'clean', 'cls_pgd', 'loc_pgd',
-                                             'dag', 'dag_dense', 'rap'}
+        assert set(report['mAP'][model]) == {
+            'clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag', 'dag_dense',
+            'rap'}
         for axis in ('eps', 'steps'):
             assert len(report['sweeps'][model][axis]['cls']) == 5
     assert {'train_std', 'train_mtd', 'eval_std', 'eval_mtd'} <= set(
@@ -63,6 +65,23 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
     out = capsys.readouterr().out
     for stage in ('train_std', 'train_mtd', 'eval_std', 'eval_mtd'):
         assert f'[demo] {stage}: done before, reused' in out
+
+    # an attack changed in the eval config: both evaluations run again,
+    # and RobustTestLoop recomputes only that attack's entry
+    args = _demo_args(shapes_root, tmp_path)
+    args.eval_options.append('test_cfg.attacks.rap.steps=3')
+    Demo(args).run()
+    out = capsys.readouterr().out
+    for model in ('std', 'mtd'):
+        assert f'[demo] train_{model}: done before, reused' in out
+        assert f'[demo] eval_{model} ...' in out
+        log = (work / f'eval_{model}.log').read_text()
+        assert 'reusing finished entries' in log
+        rerun = log.split('reusing finished entries')[1].split('\n')[0]
+        assert 'cls_pgd' in rerun and 'rap' not in rerun.split(', ')
+        prints = json.load(open(work / model / 'robustness.json'))[
+            'fingerprints']
+        assert prints['rap']['attack']['steps'] == 3
 
 
 def test_a_failing_stage_is_named(shapes_root, tmp_path):

@@ -35,6 +35,31 @@ def expand_sweep(tasks: Sequence[str] = ('cls', 'loc'),
     return attacks
 
 
+def json_normalised(obj):
+    """``obj`` as it reads back from the report's JSON (tuples as lists,
+    unknown types as strings): how fingerprints are compared."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def attack_configs(attacks: Optional[dict] = None,
+                   sweep: Union[bool, dict, None] = None) -> Dict[str, dict]:
+    """``{name: attack config}`` that ``RobustTestLoop`` runs for its
+    ``attacks`` and ``sweep`` arguments (entries set to ``None`` dropped,
+    the sweep expanded), in report order."""
+    cfgs = {name: cfg for name, cfg in (attacks or {}).items()
+            if cfg is not None}
+    if sweep is True:
+        sweep = {}
+    if isinstance(sweep, dict):
+        cfgs.update(expand_sweep(**sweep))
+    elif sweep not in (None, False):
+        raise TypeError(f'sweep must be True, False or a dict of '
+                        f'expand_sweep arguments, got {sweep!r}')
+    if 'clean' in cfgs:
+        raise ValueError("'clean' is reserved for the unattacked inputs")
+    return cfgs
+
+
 def build_attack(name: str, cfg: dict):
     """Build one entry of ``test_cfg.attacks``; errors name the entry."""
     try:
@@ -113,18 +138,7 @@ class RobustTestLoop(TestLoop):
                  resume: bool = True) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
-        attack_cfgs = {name: cfg for name, cfg in (attacks or {}).items()
-                       if cfg is not None}
-        if sweep is True:
-            sweep = {}
-        if isinstance(sweep, dict):
-            attack_cfgs.update(expand_sweep(**sweep))
-        elif sweep not in (None, False):
-            raise TypeError(f'sweep must be True, False or a dict of '
-                            f'expand_sweep arguments, got {sweep!r}')
-        if 'clean' in attack_cfgs:
-            raise ValueError("'clean' is reserved for the unattacked inputs")
-        self.attack_cfgs = attack_cfgs
+        self.attack_cfgs = attack_cfgs = attack_configs(attacks, sweep)
         self.attacks = {name: build_attack(name, cfg)
                         for name, cfg in attack_cfgs.items()}
         self.evaluators = {'clean': self.evaluator}
@@ -151,9 +165,9 @@ class RobustTestLoop(TestLoop):
                       checkpoint_size=stat.st_size if stat else None,
                       checkpoint_mtime=stat.st_mtime if stat else None,
                       num_images=len(self.dataloader.dataset))
-        return json.loads(json.dumps(
+        return json_normalised(
             {name: dict(source, attack=self.attack_cfgs.get(name))
-             for name in self.evaluators}, default=str))
+             for name in self.evaluators})
 
     def finished_entries(self) -> Tuple[Dict[str, dict], Dict[str, dict]]:
         """Entries an earlier (interrupted or partial) run wrote for the same

@@ -3,7 +3,9 @@
     make demo                      # or: python -m mmdet_robust.tools.demo
 
 Stages (each skipped when its output exists and is newer than its inputs,
-as ``make`` does, so a re-run resumes and regenerated data retrains):
+as ``make`` does, so a re-run resumes and regenerated data retrains; an
+evaluation also runs again when its report lacks an attack the eval config
+now has):
 
 1. ``data``: the synthetic VOC-format shapes (``make_shapes``);
 2. ``train_std`` / ``train_mtd``: the STD config, and the same config and
@@ -35,6 +37,8 @@ import mmdet
 from mmengine.config import Config, DictAction
 
 from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
+from mmdet_robust.engine.robust_test_loop import (attack_configs,
+                                                  json_normalised)
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -81,16 +85,41 @@ def _run_tool(tool: str, args: Sequence[str], options: Sequence[str],
                              f'{log_path}')
 
 
-def _schedule_length(config: str, options: Sequence[str]) -> int:
-    """``max_epochs`` (or ``max_iters``) of ``config`` with the
-    ``--cfg-options`` applied, as ``tools/train.py`` will see it."""
+def _load_config(config: str, options: Sequence[str]) -> Config:
+    """``config`` with the ``--cfg-options`` applied, as MMDetection's tools
+    will see it."""
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={})
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(parser.parse_args(
         ['--cfg-options', *options] if options else []).cfg_options)
-    return cfg.train_cfg.get('max_epochs') or cfg.train_cfg.max_iters
+    return cfg
+
+
+def _schedule_length(config: str, options: Sequence[str]) -> int:
+    """``max_epochs`` (or ``max_iters``) of the training schedule."""
+    train_cfg = _load_config(config, options).train_cfg
+    return train_cfg.get('max_epochs') or train_cfg.max_iters
+
+
+def _report_covers(report: str, config: str, options: Sequence[str]) -> bool:
+    """The robustness report has an entry for every attack that ``config``
+    (with ``options``) configures, with the same settings: an attack added
+    to or changed in the eval config makes the stage run again (and
+    ``RobustTestLoop`` then computes only the entries it lacks)."""
+    if not osp.isfile(report):
+        return False
+    try:
+        test_cfg = _load_config(config, options).test_cfg
+    except Exception:  # noqa: BLE001  the stage itself reports why
+        return False
+    wanted = json_normalised(attack_configs(test_cfg.get('attacks'),
+                                            test_cfg.get('sweep')))
+    with open(report) as f:
+        prints = json.load(f).get('fingerprints', {})
+    return all(prints.get(name, {}).get('attack') == cfg
+               for name, cfg in wanted.items())
 
 
 def _fresh(output: Optional[str], inputs: Sequence[Optional[str]]) -> bool:
@@ -184,7 +213,8 @@ class Demo:
 
         def done():
             ckpt = _checkpoint(work_dir)
-            return ckpt is not None and _fresh(report, [ckpt])
+            return ckpt is not None and _fresh(report, [ckpt]) and \
+                _report_covers(report, args.eval_config, options)
 
         self.stage(f'eval_{model}', run, done)
 

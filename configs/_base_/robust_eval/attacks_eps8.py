@@ -1,7 +1,7 @@
 # The paper's robustness protocol (sec. 5, Table 2): mAP@0.5 under
 # cls-PGD, loc-PGD (20 steps, alpha = 2 = eps / 4 as Madry et al. evaluate,
 # from the clean image), DAG and RAP, all at eps = 8 in pixel units of
-# [0, 255]. DAG is reported twice: `dag` attacks the priors the head's own
+# [0, 255]; con-PGD (the total loss, ATTACKS.md sec. 5) as well. DAG is reported twice: `dag` attacks the priors the head's own
 # assigner makes positive (the one-stage default of ATTACKS.md), `dag_dense`
 # the original dense target set (every prior with IoU >= 0.1 to a GT box).
 # A robust-eval config inherits a model config and this file, and sets
@@ -12,6 +12,7 @@ robust_eps = 8.
 robust_attacks = dict(
     cls_pgd=dict(type='PGDAttack', task='cls', eps=robust_eps, steps=20),
     loc_pgd=dict(type='PGDAttack', task='loc', eps=robust_eps, steps=20),
+    con_pgd=dict(type='PGDAttack', task='con', eps=robust_eps, steps=20),
     dag=dict(type='DAGAttack', eps=robust_eps, gamma=0.5, max_iters=150),
     dag_dense=dict(type='DAGAttack', eps=robust_eps, gamma=0.5,
                    max_iters=150, iou_thr=0.1),
