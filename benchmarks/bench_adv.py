@@ -243,6 +243,24 @@ def profile_step(bench: Bench, domain: str, iters: int) -> dict:
         top_gpu_ops=top(_device_us, 10))
 
 
+def run_profile(bench: Bench, args) -> None:
+    """``--profile``: print and write :func:`profile_step` of STD, CLS and
+    MTD."""
+    bench.model.train()
+    result = {d: profile_step(bench, d, args.iters)
+              for d in ('std', 'cls', 'mtd')}
+    print('| mode | s / iter | GPU kernels s | GPU busy | launches |')
+    print('|---|---|---|---|---|')
+    for d, r in result.items():
+        print(f"| {d.upper()} | {r['wall_s']:.3f} | "
+              f"{r['gpu_kernel_s']:.3f} | {r['gpu_busy']:.0%} | "
+              f"{r['kernel_launches']:.0f} |")
+    if args.out:
+        write_json(args.out, dict(result, config=args.config,
+                                  batch=args.batch, amp=args.amp,
+                                  channels_last=args.channels_last))
+
+
 def _rss_mib() -> float:
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
@@ -299,19 +317,7 @@ def main(argv=None) -> None:
         print(peak_rss_of(bench, args.memory_only))
         return
     if args.profile:
-        bench.model.train()
-        result = {d: profile_step(bench, d, args.iters)
-                  for d in ('std', 'cls', 'mtd')}
-        print('| mode | s / iter | GPU kernels s | GPU busy | launches |')
-        print('|---|---|---|---|---|')
-        for d, r in result.items():
-            print(f"| {d.upper()} | {r['wall_s']:.3f} | "
-                  f"{r['gpu_kernel_s']:.3f} | {r['gpu_busy']:.0%} | "
-                  f"{r['kernel_launches']:.0f} |")
-        if args.out:
-            write_json(args.out, dict(result, config=args.config,
-                                      batch=args.batch, amp=args.amp,
-                                      channels_last=args.channels_last))
+        run_profile(bench, args)
         return
     times = bench.train_times()
     memory = {d: bench.peak_memory(d) for d in ('std', 'cls', 'mtd')}

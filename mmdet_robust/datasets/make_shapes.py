@@ -189,6 +189,29 @@ def _annotation_xml(name: str, size: int, objects: Sequence[Tuple[str, Box]],
     return ET.ElementTree(root)
 
 
+def _check_arguments(size: int, min_obj: int, max_obj: int, noise: float,
+                     texture: float, outline_contrast: float,
+                     class_names: Sequence[str]) -> None:
+    """Refuse arguments :func:`make_shapes` cannot honour, naming them."""
+    if not 1 <= min_obj <= max_obj:
+        raise ValueError(f'need 1 <= min_obj <= max_obj, got {min_obj}, '
+                         f'{max_obj}')
+    if not 0 <= noise <= 64:
+        raise ValueError(f'noise must be a std in [0, 64] pixel levels, got '
+                         f'{noise!r}')
+    if not 0 <= texture <= 32:
+        raise ValueError(f'texture must be an amplitude in [0, 32] pixel '
+                         f'levels, got {texture!r}')
+    if not 0 <= outline_contrast <= 1:
+        raise ValueError(f'outline_contrast must be in [0, 1], got '
+                         f'{outline_contrast!r}')
+    if size < 32:
+        raise ValueError(f'image size must be >= 32 pixels, got {size}')
+    if len(class_names) != len(SHAPES_CLASSES):
+        raise ValueError(f'class_names needs {len(SHAPES_CLASSES)} names '
+                         f'(for {SHAPES_CLASSES}), got {class_names}')
+
+
 def stamp_path(out: str) -> str:
     """The file that records the arguments a tree under ``out`` was
     generated with (rewritten whenever the tree is)."""
@@ -216,24 +239,9 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     output is deterministic for a seed and independent of the split sizes'
     order of generation.
     """
-    if not 1 <= min_obj <= max_obj:
-        raise ValueError(f'need 1 <= min_obj <= max_obj, got {min_obj}, '
-                         f'{max_obj}')
-    if not 0 <= noise <= 64:
-        raise ValueError(f'noise must be a std in [0, 64] pixel levels, got '
-                         f'{noise!r}')
-    if not 0 <= texture <= 32:
-        raise ValueError(f'texture must be an amplitude in [0, 32] pixel '
-                         f'levels, got {texture!r}')
-    if not 0 <= outline_contrast <= 1:
-        raise ValueError(f'outline_contrast must be in [0, 1], got '
-                         f'{outline_contrast!r}')
-    if size < 32:
-        raise ValueError(f'image size must be >= 32 pixels, got {size}')
     class_names = list(class_names or SHAPES_CLASSES)
-    if len(class_names) != len(SHAPES_CLASSES):
-        raise ValueError(f'class_names needs {len(SHAPES_CLASSES)} names '
-                         f'(for {SHAPES_CLASSES}), got {class_names}')
+    _check_arguments(size, min_obj, max_obj, noise, texture,
+                     outline_contrast, class_names)
     params = dict(num_train=num_train, num_test=num_test, size=size,
                   seed=seed, min_obj=min_obj, max_obj=max_obj,
                   empty_prob=empty_prob, classes=class_names, noise=noise)
