@@ -72,7 +72,8 @@ class DAGAttack(DetectorAttack):
         max_iters: M (150).
         iou_thr: IoU for a prior to be a target; None (default): the
             ``pos_iou_thr`` of the head's ``train_cfg.assigner`` (the priors
-            it makes positive), 0.5 where the head has none.
+            it makes positive), 0.5 where it has none (no ``train_cfg``,
+            or an assigner without a fixed threshold such as ATSS's).
         include_background: also allow background as adversarial label
             (softmax heads only).
         object_argmax: rank only the object classes when deciding whether
