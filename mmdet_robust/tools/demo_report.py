@@ -157,5 +157,7 @@ def write_demo_report(demo) -> None:
           '\n## Attack settings\n', '```json\n' + json.dumps(
               settings['attacks'], indent=1) + '\n```\n',
           '\n## Wall time per stage (s)\n',
+          'When each stage last ran; a re-run that reused finished work '
+          '(checkpoints, report entries) shows only its own time.\n',
           '\n'.join(f'- {k}: {v}' for k, v in demo.timings.items()) + '\n']
     atomic_write(osp.join(work_dir, 'report.md'), '\n'.join(md))
