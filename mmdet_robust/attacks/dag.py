@@ -37,8 +37,9 @@ class DAGAttack(DetectorAttack):
     Targets ``t_n`` are priors matched to GT boxes (IoU >= ``iou_thr``; by
     default the ``pos_iou_thr`` of the head's own assigner, 0.5 for SSD,
     RetinaNet and YOLOv3; ``iou_thr=0.1`` gives the original dense set),
-    with true labels ``l_n``; each gets a fixed adversarial label ``l'_n`` drawn
-    uniformly from the other object classes (seeded per image). Then::
+    with true labels ``l_n``; each gets a fixed adversarial label ``l'_n``
+    drawn uniformly from the other object classes (seeded per image).
+    Then::
 
         r = 0; x_0 = x
         for m in 0 .. M-1:

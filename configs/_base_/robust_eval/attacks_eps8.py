@@ -1,9 +1,10 @@
 # The paper's robustness protocol (sec. 5, Table 2): mAP@0.5 under
 # cls-PGD, loc-PGD (20 steps, alpha = 2 = eps / 4 as Madry et al. evaluate,
 # from the clean image), DAG and RAP, all at eps = 8 in pixel units of
-# [0, 255]; con-PGD (the total loss, ATTACKS.md sec. 5) as well. DAG is reported twice: `dag` attacks the priors the head's own
-# assigner makes positive (the one-stage default of ATTACKS.md), `dag_dense`
-# the original dense target set (every prior with IoU >= 0.1 to a GT box).
+# [0, 255]; con-PGD (the total loss) as well, as ATTACKS.md sec. 5 asks.
+# DAG is reported twice: `dag` attacks the priors the head's own assigner
+# makes positive (the one-stage default of ATTACKS.md), `dag_dense` the
+# original dense target set (every prior with IoU >= 0.1 to a GT box).
 # A robust-eval config inherits a model config and this file, and sets
 #   test_cfg = {{_base_.robust_test_cfg}}      (one pass over the test set)
 #   test_cfg = {{_base_.robust_test_cfg_long}} (a pass per attack, each saved
