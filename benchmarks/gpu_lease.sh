@@ -85,4 +85,8 @@ stage profile_yolov3_amp 90 $PY $B $YOLO --batch 32 --iters 3 --amp \
   --channels-last --profile --out "$OUT/profile_yolov3_amp_cl.json"
 stage profile_yolov3 90 $PY $B $YOLO --batch 32 --iters 3 --profile \
   --out "$OUT/profile_yolov3.json"
+stage profile_ssd300_amp 60 $PY $B $SSD --batch 32 --iters 3 --amp \
+  --channels-last --profile --out "$OUT/profile_ssd300_amp_cl.json"
+stage profile_ssd300 60 $PY $B $SSD --batch 32 --iters 3 --profile \
+  --out "$OUT/profile_ssd300.json"
 log done
