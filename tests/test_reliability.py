@@ -249,10 +249,10 @@ def _train(config, work_dir, *extra, kill_at=None):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_parameters(shapes_root, tmp_path):
     """A MTD run (epoch 1 clean, ``adv_begin=1``) SIGKILLed mid-epoch 2 and
-    resumed with --resume reaches
-    the same parameters, optimizer state and iteration count at the end of
-    epoch 3 as a run that was never interrupted (random flips, attack
-    starts and the sampler all continue where they were)."""
+    resumed with --resume reaches the same parameters, optimizer state and
+    iteration count at the end of epoch 3 as a run that was never
+    interrupted (random flips, attack starts and the sampler all continue
+    where they were)."""
     (tmp_path / 'killer.py').write_text(KILLER)
     config = tmp_path / 'mtd_resume.py'
     config.write_text(

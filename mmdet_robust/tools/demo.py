@@ -15,8 +15,8 @@ now has):
    without that warm-up (``scratch``), or started from the STD checkpoint
    (``std``), through MMDetection's own ``tools/train.py``;
 3. ``eval_std`` / ``eval_mtd``: ``RobustTestLoop`` (clean, cls-PGD, loc-PGD,
-   DAG (one-stage and dense targets), RAP at eps 8, plus the eps and steps
-   sweeps) through ``tools/test.py``;
+   con-PGD, DAG (one-stage and dense targets), RAP at eps 8, plus the eps
+   and steps sweeps) through ``tools/test.py``;
 4. ``report``: ``report.md``/``report.json``, ``mAP_vs_eps.png``,
    ``mAP_vs_steps.png`` and ``detections.png`` in the work dir.
 
