@@ -10,19 +10,25 @@ import os.path as osp
 
 import numpy as np
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from mmengine.structures import InstanceData
 
+import mmdet
 import mmdet_robust  # noqa: F401  (registers the plugin)
 from mmdet.registry import DATASETS, MODELS
+from mmdet.structures import DetDataSample
 from mmdet_robust.checkpoint import safe_torch_load
 from mmdet_robust.datasets.make_shapes import make_shapes
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_STD = osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py')
 ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
+MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
+RANDOM_SIZE = 96
 
 
 @pytest.fixture(scope='session')
@@ -132,3 +138,37 @@ def train_batch(trained_checkpoint, detector):
     raw = dataset_batch(cfg, 'train')
     assert len(raw['data_samples'][0].gt_instances) == 0
     return detector.data_preprocessor(raw, True)
+
+
+def random_batch(num_classes: int, boxes_per_image=(2, 0, 1), seed: int = 0):
+    """``(inputs (N, 3, 96, 96), samples)``: normalised-looking random
+    inputs and random GT boxes in input pixels; the second image of the
+    default has no GT."""
+    g = torch.Generator().manual_seed(seed)
+    size = (RANDOM_SIZE, RANDOM_SIZE)
+    samples = []
+    for n in boxes_per_image:
+        xy = torch.rand(n, 2, generator=g) * RANDOM_SIZE * 0.5
+        wh = torch.rand(n, 2, generator=g) * RANDOM_SIZE * 0.3 + \
+            RANDOM_SIZE * 0.15
+        sample = DetDataSample(metainfo=dict(
+            img_shape=size, ori_shape=size, pad_shape=size,
+            batch_input_shape=size, scale_factor=(1., 1.)))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, xy + wh], 1),
+            labels=torch.randint(0, num_classes, (n, ), generator=g))
+        samples.append(sample)
+    inputs = torch.randn(len(samples), 3, *size, generator=g)
+    return inputs, samples
+
+
+def random_model(config: str):
+    """The detector of ``config`` with random weights (seed 0, no
+    pretrained backbone), in eval mode."""
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(config).model
+    cfg.backbone.init_cfg = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model.eval()

@@ -1,15 +1,17 @@
-import copy
 import json
+import os.path as osp
 
 import pytest
 import torch
 from mmengine.runner import Runner
 
-from conftest import dataset_batch, robust_cfg
+from conftest import (MMDET_CONFIGS, dataset_batch, random_batch,
+                      random_model, robust_cfg)
+from mmdet.models.dense_heads import ATSSHead, YOLOV3Head
+from mmdet.models.task_modules.assigners import MaxIoUAssigner
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
                                   RAPAttack, TaskLosses, dense_predictions)
 from mmdet_robust.attacks.base import image_generators
-from mmdet_robust.attacks.dag import matched_priors
 from mmdet_robust.engine.robust_test_loop import (expand_sweep,
                                                   gt_in_input_coords)
 
@@ -95,9 +97,8 @@ def test_dag_flips_targets_and_stops_early(detector, test_batch,
     gens = image_generators(adv['data_samples'], 'cpu', dag.seed)
     with torch.no_grad():
         clean = dense_predictions(detector, test_batch['inputs'])
-    targets = dag._targets(dense.priors, adv['data_samples'],
-                           dense.num_classes, dense.softmax, gens,
-                           dag.target_iou_thr(detector))
+    targets = dag._targets(detector.bbox_head, dense, adv['data_samples'],
+                           gens)
     # SSD: background is the last logit; object_argmax ranks without it
     classes = dense.num_classes if object_argmax else None
     total = gained = 0
@@ -120,30 +121,87 @@ def test_dag_flips_targets_and_stops_early(detector, test_batch,
     assert quick.last_stats['dag_iters'].item() < iters
 
 
-def test_dag_targets_follow_the_heads_assigner(detector, test_batch):
-    """By default DAG's targets are the priors the head's own assigner makes
-    positive: its ``pos_iou_thr``, 0.5 in SSD's config; an explicit
-    ``iou_thr`` wins."""
+def _training_positives(head, dense, samples):
+    """Per image ``(prior indices, labels)`` that the head's own training
+    targets (``get_targets``, MMDetection's code) make positive."""
+    gts = [s.gt_instances for s in samples]
+    sizes = dense.featmap_sizes
+    if isinstance(head, YOLOV3Head):
+        anchors = head.prior_generator.grid_priors(sizes, device='cpu')
+        flags = [head.responsible_flags(sizes, gt.bboxes, 'cpu')
+                 for gt in gts]
+        maps = torch.cat(head.get_targets([anchors] * len(gts), flags,
+                                          gts)[0], 1)  # (N, P, 5 + C)
+        positive, labels = maps[..., 4] == 1, maps[..., 5:].argmax(-1)
+    else:
+        metas = [s.metainfo for s in samples]
+        anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+        out = head.get_targets(anchors, valid, gts, metas)
+        labels = torch.cat(out[1 if isinstance(head, ATSSHead) else 0], 1)
+        positive = labels < head.num_classes  # background: num_classes
+    return [(p.nonzero().squeeze(1), l[p]) for p, l in zip(positive, labels)]
+
+
+@pytest.mark.parametrize('config', [
+    'configs/tiny_ssd_std_shapes.py', 'configs/yolov3_d53_std_voc.py',
+    osp.join(MMDET_CONFIGS, 'retinanet', 'retinanet_r18_fpn_1x_coco.py'),
+    osp.join(MMDET_CONFIGS, 'atss', 'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')
+], ids=['ssd_maxiou', 'yolov3_grid', 'retinanet_maxiou', 'atss'])
+def test_dag_targets_are_the_heads_training_positives(config):
+    """By default DAG's targets are exactly the priors, with labels, that
+    the head's own assigner makes positive in training (ATTACKS.md sec. 2):
+    SSD's and RetinaNet's MaxIoUAssigner, YOLOv3's GridAssigner (the GT
+    centre's cells only), ATSS's adaptive threshold."""
+    model = random_model(config)
+    head = model.bbox_head
+    inputs, samples = random_batch(head.num_classes, (3, 0, 1, 2))
+    with torch.no_grad():
+        dense = dense_predictions(model, inputs)
+    expected = _training_positives(head, dense, samples)
+    dag = DAGAttack()
+    iou_05 = DAGAttack(iou_thr=0.5)
+    same_as_iou = []
+    for sample, (index, labels) in zip(samples, expected):
+        got_index, got_labels = dag.target_priors(head, dense,
+                                                  sample.gt_instances)
+        order = got_index.argsort()
+        assert torch.equal(got_index[order], index)
+        assert torch.equal(got_labels[order], labels)
+        assert len(index) >= len(sample.gt_instances)  # each GT has one
+        iou_index, _ = iou_05.target_priors(head, dense, sample.gt_instances)
+        same_as_iou.append(torch.equal(iou_index.sort()[0], index))
+    assert sum(len(i) for i, _ in expected) > 0
+    # IoU >= 0.5 + each GT's best prior is MaxIoUAssigner's rule (SSD's,
+    # RetinaNet's), not YOLOv3's or ATSS's
+    assert all(same_as_iou) == isinstance(
+        head.assigner, MaxIoUAssigner), same_as_iou
+
+
+def test_dag_targets_without_an_assigner_fall_back_to_iou(
+        detector, test_batch, monkeypatch):
+    """A head built without ``train_cfg`` has no assigner: DAG targets the
+    priors with IoU >= 0.5 (and says so once); an explicit ``iou_thr``
+    sets the target set whatever the head."""
     head = detector.bbox_head
-    assert DAGAttack().target_iou_thr(detector) == 0.5
-    assert DAGAttack(iou_thr=0.1).target_iou_thr(detector) == 0.1
+    dense = dense_predictions(detector, test_batch['inputs'])
+    logged = []
+    monkeypatch.setattr('mmdet_robust.attacks.dag.print_log',
+                        lambda msg, **kwargs: logged.append(msg))
     gts = [s.gt_instances for s in test_batch['data_samples']]
-    priors = dense_predictions(detector, test_batch['inputs']).priors
-    counts = {}
-    saved = copy.deepcopy(head.train_cfg)
-    try:
-        for thr in (0.5, 0.3):
-            head.train_cfg['assigner']['pos_iou_thr'] = thr
-            resolved = DAGAttack().target_iou_thr(detector)
-            assert resolved == thr
-            counts[thr] = sum(
-                len(matched_priors(priors, gt.bboxes, gt.labels,
-                                   resolved)[0]) for gt in gts)
-        head.train_cfg = None  # a head built without train_cfg
-        assert DAGAttack().target_iou_thr(detector) == 0.5
-    finally:
-        head.train_cfg = saved
-    assert counts[0.3] > counts[0.5] > 0
+
+    def counts(dag):
+        return sum(len(dag.target_priors(head, dense, gt)[0]) for gt in gts)
+
+    assigned = counts(DAGAttack())
+    sparse, dense_set = counts(DAGAttack(iou_thr=0.7)), counts(
+        DAGAttack(iou_thr=0.1))
+    assert not logged
+    assert sparse < assigned < dense_set
+    monkeypatch.delattr(head, 'assigner')
+    monkeypatch.setattr(head, 'train_cfg', None)
+    fallback = DAGAttack()
+    assert counts(fallback) == assigned  # IoU >= 0.5: SSD's rule
+    assert len(logged) == 1 and 'IoU >= 0.5' in logged[0]
 
 
 def test_dag_object_argmax_pushes_further(detector, test_batch):
@@ -161,8 +219,7 @@ def test_dag_object_argmax_pushes_further(detector, test_batch):
         gens = image_generators(adv['data_samples'], 'cpu', dag.seed)
         probs = []
         for i, (index, true, _) in enumerate(dag._targets(
-                dense.priors, adv['data_samples'], dense.num_classes,
-                dense.softmax, gens, dag.target_iou_thr(detector))):
+                detector.bbox_head, dense, adv['data_samples'], gens)):
             p = dense.cls_logits[i, index].softmax(-1)
             probs.append(p.gather(1, true[:, None]).squeeze(1))
         true_prob[object_argmax] = torch.cat(probs).mean().item()

@@ -6,46 +6,9 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
 
-import mmdet
-from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
+from conftest import MMDET_CONFIGS, random_batch, random_model
 from mmdet_robust.attacks import TaskLosses
-
-SIZE = 96
-MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
-
-
-def _batch(num_classes: int, boxes_per_image=(2, 0, 1), seed: int = 0):
-    """Normalised-looking inputs and samples; the second image has no GT."""
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for n in boxes_per_image:
-        xy = torch.rand(n, 2, generator=g) * SIZE * 0.5
-        wh = torch.rand(n, 2, generator=g) * SIZE * 0.3 + SIZE * 0.15
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE),
-            pad_shape=(SIZE, SIZE), batch_input_shape=(SIZE, SIZE),
-            scale_factor=(1., 1.)))
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, xy + wh], 1),
-            labels=torch.randint(0, num_classes, (n, ), generator=g))
-        samples.append(sample)
-    inputs = torch.randn(len(samples), 3, SIZE, SIZE, generator=g)
-    return inputs, samples
-
-
-def _model(config: str):
-    init_default_scope('mmdet')
-    cfg = Config.fromfile(config).model
-    cfg.backbone.init_cfg = None
-    torch.manual_seed(0)
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model.eval()
 
 
 def _grads(losses, inputs, samples, task, per_image):
@@ -59,8 +22,8 @@ def _grads(losses, inputs, samples, task, per_image):
 def test_batch_totals_equal_per_image_sums_on_a_summing_head(task):
     """YOLOv3's losses sum over images: one batched call gives the same
     totals and the same input gradients as N per-image calls."""
-    model = _model('configs/yolov3_d53_std_voc.py')
-    inputs, samples = _batch(model.bbox_head.num_classes)
+    model = random_model('configs/yolov3_d53_std_voc.py')
+    inputs, samples = random_batch(model.bbox_head.num_classes)
     losses = TaskLosses(model)
     per_image, grad_per_image = _grads(losses, inputs, samples, task, True)
     total, grad_total = _grads(losses, inputs, samples, task, False)
@@ -76,9 +39,9 @@ def test_batch_totals_scale_each_image_gradient_on_an_averaging_head():
     """RetinaNet divides by the batch's positive count, per-image losses by
     the image's: each image's gradient differs by one positive factor, so
     sign steps are the same."""
-    model = _model(osp.join(MMDET_CONFIGS, 'retinanet',
+    model = random_model(osp.join(MMDET_CONFIGS, 'retinanet',
                                'retinanet_r18_fpn_1x_coco.py'))
-    inputs, samples = _batch(model.bbox_head.num_classes, (3, 0, 1, 2))
+    inputs, samples = random_batch(model.bbox_head.num_classes, (3, 0, 1, 2))
     losses = TaskLosses(model)
     _, grad_per_image = _grads(losses, inputs, samples, 'con', True)
     _, grad_total = _grads(losses, inputs, samples, 'con', False)
@@ -99,8 +62,8 @@ def test_one_batched_call_gives_the_per_image_losses_of_yolov3():
     """YOLOv3's element-wise loss terms summed per image (one batched call)
     equal N single-image ``loss_by_feat`` calls, values and gradients; the
     loss modules get their reduction back."""
-    model = _model('configs/yolov3_d53_std_voc.py')
-    inputs, samples = _batch(model.bbox_head.num_classes, (2, 0, 1, 3))
+    model = random_model('configs/yolov3_d53_std_voc.py')
+    inputs, samples = random_batch(model.bbox_head.num_classes, (2, 0, 1, 3))
     batched = TaskLosses(model)
     assert batched.summing_losses is not None
     looped = TaskLosses(model)

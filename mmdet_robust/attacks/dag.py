@@ -1,19 +1,24 @@
 """DAG: Dense Adversary Generation (Xie et al., ICCV 2017), ATTACKS.md sec. 2.
 """
-from typing import List, Optional, Sequence
+import logging
+from typing import List, Optional, Sequence, Tuple
 
 import torch
+from mmengine.logging import print_log
+from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmdet.models.task_modules.assigners import (ATSSAssigner, GridAssigner,
+                                                 MaxIoUAssigner)
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from .base import DetectorAttack, check_budget, check_steps
-from .dense import dense_predictions
+from .dense import DensePredictions, dense_predictions
 from .pixel_space import PixelSpace, project
 
 
 def matched_priors(priors: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
-                   iou_thr: float):
+                   iou_thr: float) -> Tuple[Tensor, Tensor]:
     """Targets of one image: priors with IoU >= ``iou_thr`` to a GT box, plus
     each GT's best prior (SSD's MaxIoUAssigner with ``min_pos_iou=0``),
     labelled with that GT's class. Returns ``(prior indices, labels)``."""
@@ -30,15 +35,42 @@ def matched_priors(priors: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
     return index, gt_labels[best_gt[index]]
 
 
+def assigned_priors(head, dense: DensePredictions, gt_boxes: Tensor,
+                    gt_labels: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+    """Targets of one image: the priors that the head's own assigner makes
+    positive (its training targets), labelled with their GT's class.
+    Returns ``(prior indices, labels)``, or None where the head has no
+    assigner, or one this cannot call: it calls MaxIoUAssigner (SSD,
+    RetinaNet), GridAssigner (YOLOv3, with the responsible cells of the GT
+    centres) and ATSSAssigner (with the priors per level)."""
+    assigner = getattr(head, 'assigner', None)
+    pred = InstanceData(priors=dense.priors)
+    gt = InstanceData(bboxes=gt_boxes, labels=gt_labels)
+    if isinstance(assigner, GridAssigner):
+        pred.responsible_flags = torch.cat(head.responsible_flags(
+            dense.featmap_sizes, gt_boxes, gt_boxes.device))
+        result = assigner.assign(pred, gt)
+    elif isinstance(assigner, ATSSAssigner):
+        result = assigner.assign(pred, dense.num_level_priors, gt)
+    elif type(assigner) is MaxIoUAssigner:  # not ApproxMaxIoUAssigner
+        result = assigner.assign(pred, gt)
+    else:
+        return None
+    index = (result.gt_inds > 0).nonzero().squeeze(1)
+    return index, gt_labels[result.gt_inds[index] - 1]
+
+
 @MODELS.register_module()
 class DAGAttack(DetectorAttack):
     """Targeted attack on the dense classification outputs.
 
-    Targets ``t_n`` are priors matched to GT boxes (IoU >= ``iou_thr``; by
-    default the ``pos_iou_thr`` of the head's own assigner, 0.5 for SSD,
-    RetinaNet and YOLOv3; ``iou_thr=0.1`` gives the original dense set),
-    with true labels ``l_n``; each gets a fixed adversarial label ``l'_n``
-    drawn uniformly from the other object classes (seeded per image).
+    Targets ``t_n`` are the priors that the head's own assigner makes
+    positive for a GT box (SSD, RetinaNet: IoU >= 0.5 plus each GT's best
+    prior; YOLOv3: the anchors of the GT centre's cells; ATSS: its adaptive
+    IoU threshold), with that GT's label ``l_n``; ``iou_thr=0.1`` gives the
+    original dense set (every prior with IoU >= 0.1). Each target gets a
+    fixed adversarial label ``l'_n`` drawn uniformly from the other object
+    classes (seeded per image).
     Then::
 
         r = 0; x_0 = x
@@ -71,10 +103,11 @@ class DAGAttack(DetectorAttack):
         eps: budget (8).
         gamma: step length in the max norm (0.5).
         max_iters: M (150).
-        iou_thr: IoU for a prior to be a target; None (default): the
-            ``pos_iou_thr`` of the head's ``train_cfg.assigner`` (the priors
-            it makes positive), 0.5 where it has none (no ``train_cfg``,
-            or an assigner without a fixed threshold such as ATSS's).
+        iou_thr: targets are the priors with IoU >= ``iou_thr`` to a GT box
+            (plus each GT's best prior). None (default): the head
+            assigner's positives; where the head has no assigner (no
+            ``train_cfg``) or one DAG cannot call, IoU >= its
+            ``pos_iou_thr``, else 0.5, with a warning.
         include_background: also allow background as adversarial label
             (softmax heads only).
         object_argmax: rank only the object classes when deciding whether
@@ -95,26 +128,45 @@ class DAGAttack(DetectorAttack):
         self.iou_thr = iou_thr
         self.include_background = include_background
         self.object_argmax = object_argmax
+        self._warned = False
 
-    def target_iou_thr(self, detector) -> float:
-        """The IoU at which a prior becomes a target for ``detector``."""
-        if self.iou_thr is not None:
-            return self.iou_thr
-        train_cfg = getattr(detector.bbox_head, 'train_cfg', None) or {}
-        return float(
-            (train_cfg.get('assigner') or {}).get('pos_iou_thr', 0.5))
+    def target_priors(self, head, dense: DensePredictions,
+                      gt_instances) -> Tuple[Tensor, Tensor]:
+        """One image's targets: ``(prior indices (T, ), true labels (T, ))``
+        for GT boxes in network-input pixels."""
+        boxes = get_box_tensor(gt_instances.bboxes)
+        labels = gt_instances.labels
+        iou_thr = self.iou_thr
+        if iou_thr is None:
+            assigned = assigned_priors(head, dense, boxes, labels)
+            if assigned is not None:
+                return assigned
+            iou_thr = self._fallback_iou_thr(head)
+        return matched_priors(dense.priors, boxes, labels, iou_thr)
 
-    def _targets(self, priors: Tensor, data_samples: Sequence,
-                 num_classes: int, softmax: bool,
-                 generators: List[torch.Generator], iou_thr: float):
+    def _fallback_iou_thr(self, head) -> float:
+        train_cfg = getattr(head, 'train_cfg', None) or {}
+        assigner = train_cfg.get('assigner') or {}
+        iou_thr = float(assigner.get('pos_iou_thr', 0.5))
+        if not self._warned:
+            self._warned = True
+            print_log(
+                f'DAGAttack: cannot call the assigner of '
+                f'{type(head).__name__} ({assigner.get("type", "none")}); '
+                f'its targets are the priors with IoU >= {iou_thr} to a GT '
+                'box', logger='current', level=logging.WARNING)
+        return iou_thr
+
+    def _targets(self, head, dense: DensePredictions, data_samples: Sequence,
+                 generators: List[torch.Generator]):
         """Per image: (target prior indices, true labels, adversarial
         labels)."""
         targets = []
-        choices = num_classes + int(self.include_background and softmax)
+        choices = dense.num_classes + int(self.include_background
+                                          and dense.softmax)
         for sample, gen in zip(data_samples, generators):
-            gt = sample.gt_instances
-            index, labels = matched_priors(priors, get_box_tensor(gt.bboxes),
-                                           gt.labels, iou_thr)
+            index, labels = self.target_priors(head, dense,
+                                               sample.gt_instances)
             # uniform over the other classes: shift by 1..choices-1 (mod)
             shift = torch.randint(1, choices, labels.shape, generator=gen,
                                   device=gen.device).to(labels.device)
@@ -130,10 +182,8 @@ class DAGAttack(DetectorAttack):
             x_m = x_m.detach().requires_grad_(True)
             dense = dense_predictions(detector, space.to_input(x_m))
             if targets is None:
-                targets = self._targets(dense.priors, data_samples,
-                                        dense.num_classes, dense.softmax,
-                                        generators,
-                                        self.target_iou_thr(detector))
+                targets = self._targets(detector.bbox_head, dense,
+                                        data_samples, generators)
                 # logits ranked for "still correct" (background is last):
                 # all of them, or the object classes only
                 rank_all = dense.softmax and (self.include_background

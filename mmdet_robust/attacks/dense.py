@@ -6,7 +6,7 @@ its box regression ``d_j``. This adapter flattens MMDetection's per-level
 head outputs in the same order as ``prior_generator.grid_priors`` (the order
 the heads' own ``predict_by_feat`` uses).
 """
-from typing import NamedTuple
+from typing import List, NamedTuple, Tuple
 
 import torch
 from torch import Tensor
@@ -26,6 +26,8 @@ class DensePredictions(NamedTuple):
     boxes: ``(N, P, 4)`` decoded boxes, network-input pixels (x1, y1, x2, y2).
     priors: ``(P, 4)`` prior boxes, network-input pixels.
     softmax: whether ``cls_logits`` include a background channel.
+    featmap_sizes: ``(H_l, W_l)`` of each level.
+    num_level_priors: priors per level (they sum to P).
     """
     cls_logits: Tensor
     objectness: Tensor
@@ -33,6 +35,8 @@ class DensePredictions(NamedTuple):
     boxes: Tensor
     priors: Tensor
     softmax: bool
+    featmap_sizes: List[Tuple[int, int]]
+    num_level_priors: List[int]
 
     @property
     def num_classes(self) -> int:
@@ -46,15 +50,20 @@ def _flatten(maps, channels: int) -> Tensor:
         [m.permute(0, 2, 3, 1).reshape(n, -1, channels) for m in maps], 1)
 
 
+def _grid_priors(head, maps, device):
+    """``(priors (P, 4), featmap sizes, priors per level)``."""
+    sizes = [tuple(m.shape[-2:]) for m in maps]
+    levels = head.prior_generator.grid_priors(sizes, device=device)
+    return torch.cat(levels), sizes, [len(p) for p in levels]
+
+
 def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
     """Run ``extract_feat -> bbox_head`` and flatten its outputs."""
     head = detector.bbox_head
     outs = head(detector.extract_feat(inputs))
     if isinstance(head, YOLOV3Head):
         pred_maps = outs[0]
-        sizes = [m.shape[-2:] for m in pred_maps]
-        priors = torch.cat(
-            head.prior_generator.grid_priors(sizes, device=inputs.device))
+        priors, sizes, counts = _grid_priors(head, pred_maps, inputs.device)
         pred = _flatten(pred_maps, head.num_attrib)
         strides = torch.cat([
             pred.new_full((s[0] * s[1] * head.num_base_priors, ), stride)
@@ -64,12 +73,10 @@ def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
         xy_wh = torch.cat([deltas[..., :2].sigmoid(), deltas[..., 2:]], -1)
         boxes = head.bbox_coder.decode(priors, xy_wh, strides.unsqueeze(-1))
         return DensePredictions(pred[..., 5:], pred[..., 4].sigmoid(),
-                                deltas, boxes, priors, softmax=False)
+                                deltas, boxes, priors, False, sizes, counts)
     if isinstance(head, AnchorHead):
         cls_scores, bbox_preds = outs[0], outs[1]
-        sizes = [m.shape[-2:] for m in cls_scores]
-        priors = torch.cat(
-            head.prior_generator.grid_priors(sizes, device=inputs.device))
+        priors, sizes, counts = _grid_priors(head, cls_scores, inputs.device)
         logits = _flatten(cls_scores, head.cls_out_channels)
         deltas = _flatten(bbox_preds, 4)
         softmax = not head.use_sigmoid_cls
@@ -80,7 +87,7 @@ def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
         boxes = head.bbox_coder.decode(
             priors.expand(deltas.shape[0], -1, -1), deltas)
         return DensePredictions(logits, objectness, deltas, boxes, priors,
-                                softmax)
+                                softmax, sizes, counts)
     raise TypeError(
         f'{type(head).__name__} is not supported by the dense-output attacks '
         '(DAG, RAP): they need per-prior predictions, available for the '

@@ -23,7 +23,6 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmdet_robust.attacks import DAGAttack
-from mmdet_robust.attacks.dag import matched_priors
 from mmdet_robust.tools.analysis_common import (analysis_parser,
                                                 dense_under_attacks,
                                                 load_detector, parse,
@@ -92,8 +91,8 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
             gt_labels = sample.gt_instances.labels
             targeted = None
             if isinstance(attack, DAGAttack):
-                index, _ = matched_priors(dense.priors, gt_boxes, gt_labels,
-                                          attack.target_iou_thr(model))
+                index, _ = attack.target_priors(model.bbox_head, dense,
+                                                sample.gt_instances)
                 targeted = torch.zeros(len(dense.priors), dtype=torch.bool,
                                        device=index.device)
                 targeted[index] = True
