@@ -7,6 +7,7 @@ mmengine load checkpoints with ``weights_only=True`` (:mod:`.checkpoint`).
 from . import attacks  # noqa: F401
 from . import checkpoint  # noqa: F401
 from . import engine  # noqa: F401
+from . import evaluation  # noqa: F401
 from . import models  # noqa: F401
 from .version import __version__
 

@@ -1,3 +1,6 @@
 from .report import RobustnessReport, atomic_write, headline_key
+from .voc_metric import CustomClassVOCMetric
 
-__all__ = ['RobustnessReport', 'atomic_write', 'headline_key']
+__all__ = [
+    'CustomClassVOCMetric', 'RobustnessReport', 'atomic_write', 'headline_key'
+]

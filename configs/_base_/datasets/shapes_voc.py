@@ -1,6 +1,7 @@
 # Synthetic VOC-format shapes, written by
 #   python -m mmdet_robust.datasets.make_shapes --out data/shapes
-# and read by MMDetection's own VOCDataset / VOCMetric.
+# read by MMDetection's own VOCDataset and scored by its VOCMetric (through
+# CustomClassVOCMetric, which only makes its log name these classes).
 dataset_type = 'VOCDataset'
 data_root = 'data/shapes/VOCdevkit/'
 metainfo = dict(
@@ -56,5 +57,6 @@ val_dataloader = dict(
         pipeline=test_pipeline,
         backend_args=backend_args))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VOCMetric', metric='mAP', eval_mode='11points')
+val_evaluator = dict(
+    type='CustomClassVOCMetric', metric='mAP', eval_mode='11points')
 test_evaluator = val_evaluator
