@@ -4,6 +4,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.runner import Runner
+from mmengine.structures import InstanceData
 
 from conftest import (MMDET_CONFIGS, dataset_batch, random_batch,
                       random_model, robust_cfg)
@@ -241,6 +242,72 @@ def test_rap_lowers_its_loss_and_confident_predictions(detector, test_batch):
     assert after.sum() < 0.85 * before.sum()
     assert ((after < before) | (before == 0)).all()
     assert (s1 > 0.5).sum() < (s0 > 0.5).sum()
+
+
+SIGMOID_HEADS = {
+    'retinanet': osp.join(MMDET_CONFIGS, 'retinanet',
+                          'retinanet_r18_fpn_1x_coco.py'),
+    'atss': osp.join(MMDET_CONFIGS, 'atss',
+                     'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')}
+
+
+@pytest.mark.parametrize('name', list(SIGMOID_HEADS))
+def test_attacks_on_sigmoid_heads(name):
+    """RetinaNet-style heads (sigmoid classes, focal loss; random weights):
+    every attack stays in S_x and moves its own objective; DAG, whose
+    "still correct" is "l_n has the highest class score" here, flips every
+    target and stops early."""
+    model = random_model(SIGMOID_HEADS[name])
+    head = model.bbox_head
+    _, samples = random_batch(head.num_classes, (3, 1, 2), seed=1)
+    g = torch.Generator().manual_seed(1)
+    raw = dict(inputs=[torch.randint(0, 256, (3, 96, 96), generator=g,
+                                     dtype=torch.uint8) for _ in samples],
+               data_samples=samples)
+    data = model.data_preprocessor(raw, False)
+    with torch.no_grad():
+        dense = dense_predictions(model, data['inputs'])
+    # label each GT with the class the model ranks first at its first
+    # target, so that DAG has targets to flip
+    for i, sample in enumerate(data['data_samples']):
+        gt = sample.gt_instances
+        index, gt_of = DAGAttack().target_priors(  # labels: GT indices
+            head, dense, InstanceData(bboxes=gt.bboxes,
+                                      labels=torch.arange(len(gt))))
+        for k in range(len(gt)):
+            gt.labels[k] = dense.cls_logits[i, index[gt_of == k][0]].argmax()
+    space = PixelSpace(model.data_preprocessor, data['inputs'],
+                       data['data_samples'])
+
+    def pixels(adv):
+        return space.to_pixel(adv['inputs'])
+
+    def task_loss(inputs, task):
+        with torch.no_grad():
+            return TaskLosses(model)(inputs, data['data_samples'])[task].sum()
+
+    x = space.clean_pixels()
+    dag = DAGAttack(eps=32., gamma=1., max_iters=100)
+    attacks = dict(cls=PGDAttack(task='cls', steps=5),
+                   loc=PGDAttack(task='loc', steps=5), dag=dag,
+                   rap=RAPAttack(steps=5))
+    for attack_name, attack in attacks.items():
+        adv = attack(model, data)
+        eps = attack.eps
+        delta = pixels(adv) - x
+        assert 0.4 < delta.abs().max() <= eps + 1e-3, attack_name
+        assert pixels(adv).min() >= -1e-3 and pixels(adv).max() <= 255.001
+        if attack_name in ('cls', 'loc'):
+            assert task_loss(adv['inputs'], attack_name) > task_loss(
+                data['inputs'], attack_name)
+    assert dag.last_stats['dag_correct'].item() == 0
+    assert 0 < dag.last_stats['dag_iters'].item() < 100
+    rap = attacks['rap']
+    shape_set = rap.shape_set(model, data['inputs'], data['data_samples'])
+    with torch.no_grad():
+        before = rap.loss(model, data['inputs'], shape_set).sum()
+        after = rap.loss(model, rap(model, data)['inputs'], shape_set).sum()
+    assert after < before
 
 
 def test_expand_sweep_names_and_settings():
