@@ -114,6 +114,18 @@ def detector(trained_checkpoint):
     return model
 
 
+def voc_dataset(devkit: str, split: str = 'test', classes=None):
+    """MMDetection's ``VOCDataset`` over the ``VOC2007/`` tree of a generated
+    ``devkit``, without a pipeline; ``classes=None``: VOC's own 20."""
+    init_default_scope('mmdet')
+    metainfo = None if classes is None else dict(classes=classes)
+    return DATASETS.build(dict(
+        type='VOCDataset', data_root=devkit + '/', metainfo=metainfo,
+        ann_file=f'VOC2007/ImageSets/Main/{split}.txt',
+        data_prefix=dict(sub_data_root='VOC2007/'),
+        test_mode=split == 'test', pipeline=[]))
+
+
 def build_dataset(cfg, split='train'):
     init_default_scope('mmdet')
     return DATASETS.build(copy.deepcopy(cfg[f'{split}_dataloader'].dataset))

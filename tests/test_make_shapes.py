@@ -7,9 +7,8 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
-from mmengine.registry import init_default_scope
 
-from mmdet.registry import DATASETS
+from conftest import voc_dataset
 from mmdet_robust.datasets.make_shapes import (SHAPES_CLASSES, main,
                                                make_image, make_shapes,
                                                object_mask, stamp_path)
@@ -66,13 +65,7 @@ def test_layout_boxes_and_class_balance(tmp_path):
 
 def test_voc_dataset_reads_the_same_boxes(tmp_path):
     devkit = make_shapes(str(tmp_path), num_train=5, num_test=3, seed=1)
-    init_default_scope('mmdet')
-    dataset = DATASETS.build(dict(
-        type='VOCDataset', data_root=devkit + '/',
-        metainfo=dict(classes=SHAPES_CLASSES),
-        ann_file='VOC2007/ImageSets/Main/test.txt',
-        data_prefix=dict(sub_data_root='VOC2007/'), test_mode=True,
-        pipeline=[]))
+    dataset = voc_dataset(devkit, 'test', SHAPES_CLASSES)
     assert len(dataset) == 3
     assert dataset.metainfo['dataset_type'] == 'VOC2007'
     for i in range(3):
@@ -99,11 +92,7 @@ def test_cli_is_idempotent_and_validates(tmp_path, capsys):
 def test_class_names_stand_in_for_voc(tmp_path):
     devkit = make_shapes(str(tmp_path), num_train=4, num_test=1, seed=2,
                          class_names=('aeroplane', 'bicycle', 'bird', 'boat'))
-    init_default_scope('mmdet')
-    dataset = DATASETS.build(dict(  # VOC's own 20 classes
-        type='VOCDataset', data_root=devkit + '/',
-        ann_file='VOC2007/ImageSets/Main/trainval.txt',
-        data_prefix=dict(sub_data_root='VOC2007/'), pipeline=[]))
+    dataset = voc_dataset(devkit, 'trainval')  # VOC's own 20 classes
     labels = {inst['bbox_label'] for i in range(len(dataset))
               for inst in dataset.get_data_info(i)['instances']}
     assert labels and labels <= {0, 1, 2, 3}

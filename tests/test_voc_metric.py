@@ -5,10 +5,10 @@ import logging
 import pytest
 import torch
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
 
+from conftest import voc_dataset
 from mmdet.datasets import VOCDataset
-from mmdet.registry import DATASETS, METRICS
+from mmdet.registry import METRICS
 from mmdet_robust.datasets.make_shapes import SHAPES_CLASSES, make_shapes
 
 
@@ -65,13 +65,7 @@ def test_same_map_as_voc_metric_with_the_datasets_class_names(
         tmp_path, classes):
     devkit = make_shapes(str(tmp_path), num_train=2, num_test=12, seed=2,
                          class_names=classes[:4])
-    init_default_scope('mmdet')
-    dataset = DATASETS.build(dict(
-        type='VOCDataset', data_root=devkit + '/',
-        metainfo=dict(classes=classes),
-        ann_file='VOC2007/ImageSets/Main/test.txt',
-        data_prefix=dict(sub_data_root='VOC2007/'), test_mode=True,
-        pipeline=[]))
+    dataset = voc_dataset(devkit, 'test', classes)
     assert dataset.metainfo['dataset_type'] == 'VOC2007'
     samples = _samples(dataset)
     stock, stock_log = _evaluate('VOCMetric', dataset, samples)
