@@ -74,9 +74,8 @@ def synthetic_batch(batch: int, size: int, num_classes: int, seed: int = 0):
 
 
 def input_size(config: str) -> int:
-    """Network input side of a config: its test ``Resize`` (YOLOv3: 416)."""
-    if 'yolo' in osp.basename(config):
-        return 416
+    """Network input side of a config: its test ``Resize`` (SSD300: 300,
+    YOLOv3: 416, the tiny detectors: 96)."""
     cfg = Config.fromfile(config)
     scale = [t['scale'] for t in cfg.test_dataloader.dataset.pipeline
              if t['type'] == 'Resize'][0]

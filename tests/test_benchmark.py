@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -68,3 +69,14 @@ def test_gpu_checks_hold_on_the_cpu(tmp_path):
         assert check['ok'] and check['dtype'] == 'torch.float32'
         assert check['linf'] <= 8. + 1e-2
     assert result['autocast'] == 'bfloat16' and result['host_syncs'] is None
+
+
+@pytest.mark.parametrize('config, size', [
+    ('ssd300_vgg16_std_voc.py', 300), ('yolov3_d53_std_voc.py', 416),
+    ('tiny_ssd_std_shapes.py', 96), ('tiny_yolov3_std_shapes.py', 96)])
+def test_bench_input_size_is_the_configs_test_resize(config, size):
+    spec = importlib.util.spec_from_file_location(
+        'bench_adv', osp.join(REPO, 'benchmarks', 'bench_adv.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.input_size(osp.join(REPO, 'configs', config)) == size
