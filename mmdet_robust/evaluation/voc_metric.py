@@ -22,8 +22,8 @@ class CustomClassVOCMetric(VOCMetric):
 
     @VOCMetric.dataset_meta.setter
     def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
-        if dataset_meta is not None and tuple(
-                dataset_meta.get('classes', ())) != tuple(
-                    VOCDataset.METAINFO['classes']):
+        classes = (dataset_meta or {}).get('classes')
+        if classes is not None and tuple(classes) != tuple(
+                VOCDataset.METAINFO['classes']):
             dataset_meta = dict(dataset_meta, dataset_type=None)
         self._dataset_meta = dataset_meta
