@@ -1,3 +1,4 @@
+import copy
 import json
 import os.path as osp
 
@@ -180,9 +181,10 @@ def test_dag_targets_are_the_heads_training_positives(config):
 
 def test_dag_targets_without_an_assigner_fall_back_to_iou(
         detector, test_batch, monkeypatch):
-    """A head built without ``train_cfg`` has no assigner: DAG targets the
-    priors with IoU >= 0.5 (and says so once); an explicit ``iou_thr``
-    sets the target set whatever the head."""
+    """With an assigner DAG cannot call, DAG targets the priors with IoU >=
+    its ``pos_iou_thr``; a head built without ``train_cfg`` has no assigner:
+    IoU >= 0.5. Each attack says so once; an explicit ``iou_thr`` sets the
+    target set whatever the head."""
     head = detector.bbox_head
     dense = dense_predictions(detector, test_batch['inputs'])
     logged = []
@@ -198,11 +200,20 @@ def test_dag_targets_without_an_assigner_fall_back_to_iou(
         DAGAttack(iou_thr=0.1))
     assert not logged
     assert sparse < assigned < dense_set
+    # an assigner DAG cannot call: IoU >= the pos_iou_thr of its config
+    train_cfg = copy.deepcopy(head.train_cfg)
+    train_cfg['assigner'].update(type='SomeAssigner', pos_iou_thr=0.3)
+    monkeypatch.setattr(head, 'train_cfg', train_cfg)
+    monkeypatch.setattr(head, 'assigner', object())
+    assert counts(DAGAttack()) == counts(DAGAttack(iou_thr=0.3)) > assigned
+    assert len(logged) == 1 and 'SomeAssigner' in logged[0] and \
+        'IoU >= 0.3' in logged[0]
     monkeypatch.delattr(head, 'assigner')
     monkeypatch.setattr(head, 'train_cfg', None)
     fallback = DAGAttack()
     assert counts(fallback) == assigned  # IoU >= 0.5: SSD's rule
-    assert len(logged) == 1 and 'IoU >= 0.5' in logged[0]
+    counts(fallback)
+    assert len(logged) == 2 and 'IoU >= 0.5' in logged[1]  # once per attack
 
 
 def test_dag_object_argmax_pushes_further(detector, test_batch):
