@@ -13,31 +13,9 @@
 set -uo pipefail
 OUT=${OUT:-work_dirs/gpu}
 DEADLINE=${DEADLINE:-560}
-PY=${PY:-python3}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
-log() { echo "[+${SECONDS}s] $*"; }
-left() { echo $((DEADLINE - SECONDS)); }
-stage() {  # stage NAME NEEDS_SECONDS COMMAND...  (ONLY=regex picks stages)
-  local name=$1 need=$2; shift 2
-  [[ $name =~ ${ONLY:-.} ]] || return 0
-  if [ "$(left)" -lt "$need" ]; then log "SKIP $name ($(left) s left)"; return; fi
-  log "START $name"
-  timeout "$(left)" "$@"; log "END $name rc=$?"
-}
-
-log "$(nvidia-smi -L 2>&1 | head -1)"
-$PY -c 'import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
-$PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-  --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:/tmp/mmcv-2.1.0:$PWD
-tar xzf .whl/mmcv-2.1.0.tar.gz -C /tmp
-log "building mmcv 2.1.0 ops (CPU kernels) on $(nproc) cores"
-(cd /tmp/mmcv-2.1.0 && CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 \
-  MAX_JOBS=$(nproc) $PY setup.py build_ext --inplace >/tmp/mmcv_build.log 2>&1) \
-  || { tail -40 /tmp/mmcv_build.log; exit 1; }
-log "mmcv built"
-$PY -c 'import mmcv.ops, mmdet, mmdet_robust; print("mmcv", mmcv.__version__, "mmdet", mmdet.__version__)' || exit 1
+source benchmarks/gpu_common.sh
+install_wheels
+build_mmcv cpu 300 || exit 1
 
 SSD=configs/ssd300_vgg16_std_voc.py
 YOLO=configs/yolov3_d53_std_voc.py

@@ -348,8 +348,12 @@ def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
     report = json.load(open(tmp_path / 'robustness.json'))
     assert list(report['mAP']) == ['clean', *attacks]
     assert report['settings']['dag']['max_iters'] == 20
+    seconds = report['seconds_per_image']  # 5 gradient steps cost more
+    assert list(seconds) == ['clean', *attacks]
+    assert 0 < seconds['clean'] < min(seconds[name] for name in attacks)
     table = (tmp_path / 'robustness.md').read_text()
     assert all(f'| {name} |' in table for name in ('clean', *attacks))
+    assert f'| {seconds["rap"]:.3g} |' in table
 
 
 def test_robust_eval_without_annotations_is_a_clear_error(

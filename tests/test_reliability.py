@@ -76,6 +76,9 @@ def test_interrupted_eval_reruns_only_unfinished_attacks(
     report = json.load(open(tmp_path / 'robustness.json'))
     assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd']
     assert report['mAP']['cls_pgd'] == saved['mAP']['cls_pgd']
+    timed = report['seconds_per_image']  # the reused entry keeps its time
+    assert timed['cls_pgd'] == saved['seconds_per_image']['cls_pgd'] > 0
+    assert timed['loc_pgd'] > 0
     assert metrics['cls_pgd/pascal_voc/mAP'] == saved['mAP']['cls_pgd']
 
     # one pass for everything gives the same numbers as per-attack passes

@@ -3,6 +3,8 @@ import copy
 import json
 import os
 import os.path as osp
+import time
+from collections import defaultdict
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -149,6 +151,9 @@ class RobustTestLoop(TestLoop):
         self.report_name = report_name
         self.per_attack_passes = per_attack_passes
         self.resume = resume
+        self._seconds = defaultdict(float)  # per entry, on this process
+        self._images = defaultdict(int)
+        self._reused_seconds = {}
 
     @property
     def report_path(self) -> str:
@@ -174,8 +179,8 @@ class RobustTestLoop(TestLoop):
         checkpoint and test set: ``(reusable, others)``, where ``reusable``
         are this run's attacks with unchanged settings (not recomputed) and
         ``others`` are further attacks kept in the report. Each is
-        ``{name: (metrics, settings, fingerprint)}``, decided on rank 0 and
-        shared. Without a checkpoint file nothing ties entries to a model.
+        ``{name: (metrics, settings, fingerprint, seconds per image)}``,
+        decided on rank 0 and shared. Without a checkpoint file nothing ties entries to a model.
         """
         reusable, others = {}, {}
         source = {k: v for k, v in self._prints['clean'].items()
@@ -192,7 +197,8 @@ class RobustTestLoop(TestLoop):
                 if fp != source:
                     continue  # another checkpoint or test set
                 entry = (metrics, old.get('settings', {}).get(name),
-                         prints[name])
+                         prints[name],
+                         old.get('seconds_per_image', {}).get(name))
                 if name not in self.evaluators:
                     others[name] = entry
                 elif attack == self._prints[name]['attack']:
@@ -208,6 +214,8 @@ class RobustTestLoop(TestLoop):
         self._prints = self.fingerprints()
         reusable, self._kept = self.finished_entries()
         results = {name: entry[0] for name, entry in reusable.items()}
+        self._reused_seconds = {name: entry[3]
+                                for name, entry in reusable.items()}
         if results:
             print_log(f'reusing finished entries of {self.report_path}: '
                       f'{", ".join(results)}', logger='current')
@@ -247,24 +255,42 @@ class RobustTestLoop(TestLoop):
             data = detector.data_preprocessor(data_batch, False)
         outputs = None
         if 'clean' in names:
+            start = time.perf_counter()
             outputs = predict_preprocessed(model, data['inputs'],
                                            data['data_samples'], self.fp16)
             self.evaluator.process(data_samples=outputs,
                                    data_batch=data_batch)
+            self._clock('clean', start, len(outputs))
         if attacks:
             to_attack = dict(data, data_samples=gt_in_input_coords(
                 data['data_samples']))
         for name in attacks:
+            start = time.perf_counter()
             with autocast(enabled=self.fp16):
                 adv = self.attacks[name](detector, to_attack)
             adv_outputs = predict_preprocessed(
                 model, adv['inputs'], data['data_samples'], self.fp16)
             self.evaluators[name].process(
                 data_samples=adv_outputs, data_batch=data_batch)
+            self._clock(name, start, len(adv_outputs))
             outputs = adv_outputs if outputs is None else outputs
         self.runner.call_hook(
             'after_test_iter', batch_idx=idx, data_batch=data_batch,
             outputs=outputs)
+
+    def _clock(self, name: str, start: float, images: int) -> None:
+        """Add the time since ``start`` to entry ``name``. The metric's
+        ``process`` has moved the predictions to the CPU by then, so on a
+        GPU the kernels have finished."""
+        self._seconds[name] += time.perf_counter() - start
+        self._images[name] += images
+
+    def seconds_per_image(self) -> Dict[str, Optional[float]]:
+        """Wall time per test image of each entry this run computed (or the
+        earlier run it reused), on this process."""
+        timed = {name: self._seconds[name] / self._images[name]
+                 for name in self._images}
+        return dict(self._reused_seconds, **timed)
 
     def _report(self, results: Dict[str, dict], log: bool = True) -> None:
         """Write this run's entries (in config order) and the kept ones of
@@ -277,12 +303,15 @@ class RobustTestLoop(TestLoop):
                         **{name: e[1] for name, e in kept.items()})
         prints = {name: self._prints[name] for name in ordered}
         prints.update({name: e[2] for name, e in kept.items()})
+        seconds = self.seconds_per_image()
+        seconds = dict({name: seconds.get(name) for name in ordered},
+                       **{name: e[3] for name, e in kept.items()})
         cfg = self.runner.cfg
         report = RobustnessReport(
             metrics, settings=settings,
             model=dict(config=getattr(cfg, 'filename', None),
                        checkpoint=cfg.get('load_from')),
-            fingerprints=prints)
+            fingerprints=prints, seconds_per_image=seconds)
         paths = report.write(self.runner.work_dir, self.report_name)
         if not log:
             return

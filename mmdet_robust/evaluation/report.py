@@ -39,14 +39,18 @@ class RobustnessReport:
 
     ``metrics``: ``{attack name: {metric key: value}}`` (e.g. ``{'clean':
     {'pascal_voc/mAP': 0.89}, 'cls_pgd': {...}}``); ``settings``: each
-    attack's config, reported next to its number.
+    attack's config, reported next to its number; ``seconds_per_image``:
+    each entry's wall time per test image (``None`` where unknown).
     """
 
     def __init__(self, metrics: Dict[str, Dict[str, float]],
                  settings: Optional[Dict[str, dict]] = None,
                  model: Optional[dict] = None,
-                 fingerprints: Optional[Dict[str, dict]] = None) -> None:
+                 fingerprints: Optional[Dict[str, dict]] = None,
+                 seconds_per_image: Optional[Dict[str, Optional[float]]] = None
+                 ) -> None:
         self.metrics = metrics
+        self.seconds_per_image = seconds_per_image or {}
         self.fingerprints = fingerprints or {}
         self.settings = settings or {}
         self.model = model or {}
@@ -60,14 +64,19 @@ class RobustnessReport:
     def to_dict(self) -> dict:
         return dict(model=self.model, metric=self.key,
                     mAP=self.headline(), metrics=self.metrics,
-                    settings=self.settings, fingerprints=self.fingerprints)
+                    settings=self.settings, fingerprints=self.fingerprints,
+                    seconds_per_image=self.seconds_per_image)
 
     def to_markdown(self) -> str:
         clean = self.headline().get('clean')
-        lines = [f'| attack | {self.key} | % of clean |', '|---|---|---|']
+        lines = [f'| attack | {self.key} | % of clean | s / image |',
+                 '|---|---|---|---|']
         for name, value in self.headline().items():
             ratio = f'{100 * value / clean:.1f}' if clean else '-'
-            lines.append(f'| {name} | {100 * value:.1f} | {ratio} |')
+            seconds = self.seconds_per_image.get(name)
+            seconds = '-' if seconds is None else f'{seconds:.3g}'
+            lines.append(
+                f'| {name} | {100 * value:.1f} | {ratio} | {seconds} |')
         return '\n'.join(lines) + '\n'
 
     def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:
