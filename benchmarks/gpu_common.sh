@@ -59,5 +59,31 @@ build_mmcv() {
     grep -m 5 -B 2 -A 8 'error' /tmp/mmcv_build.log | head -60
     return $rc
   fi
-  $PY -c 'import mmcv.ops, mmdet, mmdet_robust; print("mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "cuda", mmcv.ops.get_compiling_cuda_version())'
+  check_mmcv
+}
+
+# check_mmcv: import mmcv's extension, then mmcv.ops, then mmdet and the
+# plugin, each in its own process, so a crash names the step; on a crash of
+# the extension itself, cuda-gdb's backtrace of it.
+check_mmcv() {
+  local step
+  for step in 'import torch, mmcv._ext' 'import mmcv.ops' \
+      'import mmcv.ops, mmdet, mmdet_robust'; do
+    $PY -X faulthandler -c "$step" >/tmp/check_mmcv.log 2>&1
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+      log "FAILED (rc=$rc): $step"
+      tail -25 /tmp/check_mmcv.log
+      ldd /tmp/mmcv-2.1.0/mmcv/_ext*.so | grep -iE 'cuda|torch|c10|stdc'
+      gcc --version | head -1
+      [ "$step" = 'import torch, mmcv._ext' ] && command -v cuda-gdb \
+        >/dev/null && timeout 120 cuda-gdb -batch -ex run -ex bt \
+        --args $PY -c "$step" 2>&1 | grep -E '^#|signal' | head -40
+      return 1
+    fi
+    log "ok: $step"
+  done
+  # not mmcv.ops.get_compiling_cuda_version(): with the CUDA kernels built
+  # against torch 2.11 + CUDA 13.0 it crashed the interpreter (SIGSEGV)
+  $PY -c 'import mmcv, mmdet; print("mmcv", mmcv.__version__, "mmdet", mmdet.__version__)'
 }

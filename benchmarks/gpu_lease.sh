@@ -6,10 +6,10 @@
 # work_dirs/gpu). Stages run in order of importance and each is skipped when
 # the time left (DEADLINE seconds from the start) is too short for it.
 #
-# mmcv 2.1.0 is built from its sdist with its compiled ops, CPU kernels only:
-# its CUDA kernels take longer to compile than a lease lasts, and nothing
-# timed here calls an mmcv op (training and attacks use no nms; evaluation,
-# which does, is not run here).
+# mmcv 2.1.0 is built from its sdist with its compiled ops, CPU kernels only
+# (97 s on 16 cores; with the CUDA kernels about 250 s): nothing timed here
+# calls an mmcv op (training and attacks use no nms). Robust evaluation,
+# which does, is gpu_eval.sh's.
 set -uo pipefail
 OUT=${OUT:-work_dirs/gpu}
 DEADLINE=${DEADLINE:-560}

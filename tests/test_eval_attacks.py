@@ -18,6 +18,11 @@ from mmdet_robust.engine.robust_test_loop import (expand_sweep,
                                                   gt_in_input_coords)
 
 EPS = 8.
+SIGMOID_CONFIGS = {  # RetinaNet-style heads: sigmoid classes, focal loss
+    'retinanet': osp.join(MMDET_CONFIGS, 'retinanet',
+                          'retinanet_r18_fpn_1x_coco.py'),
+    'atss': osp.join(MMDET_CONFIGS, 'atss',
+                     'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')}
 
 
 @pytest.fixture
@@ -146,8 +151,7 @@ def _training_positives(head, dense, samples):
 
 @pytest.mark.parametrize('config', [
     'configs/tiny_ssd_std_shapes.py', 'configs/yolov3_d53_std_voc.py',
-    osp.join(MMDET_CONFIGS, 'retinanet', 'retinanet_r18_fpn_1x_coco.py'),
-    osp.join(MMDET_CONFIGS, 'atss', 'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')
+    SIGMOID_CONFIGS['retinanet'], SIGMOID_CONFIGS['atss']
 ], ids=['ssd_maxiou', 'yolov3_grid', 'retinanet_maxiou', 'atss'])
 def test_dag_targets_are_the_heads_training_positives(config):
     """By default DAG's targets are exactly the priors, with labels, that
@@ -177,6 +181,36 @@ def test_dag_targets_are_the_heads_training_positives(config):
     # RetinaNet's), not YOLOv3's or ATSS's
     assert all(same_as_iou) == isinstance(
         head.assigner, MaxIoUAssigner), same_as_iou
+
+
+@pytest.mark.parametrize('config,score_factor', [
+    ('configs/tiny_ssd_std_shapes.py', False),
+    ('configs/tiny_yolov3_std_shapes.py', True),
+    (SIGMOID_CONFIGS['retinanet'], False), (SIGMOID_CONFIGS['atss'], True)
+], ids=['ssd', 'yolov3', 'retinanet', 'atss'])
+def test_dense_class_scores_are_what_predict_ranks(config, score_factor):
+    """``class_scores`` is the score of the head's own detections: the top
+    detection of each image (which NMS always keeps) scores the dense
+    maximum. YOLOv3's and ATSS's include their score factor (objectness,
+    centerness), without which the maximum would differ."""
+    model = random_model(config)
+    head = model.bbox_head
+    head.test_cfg.update(score_thr=0., nms_pre=10**9)
+    if 'conf_thr' in head.test_cfg:
+        head.test_cfg.conf_thr = 0.
+    inputs, samples = random_batch(head.num_classes, (1, 1))
+    with torch.no_grad():
+        dense = dense_predictions(model, inputs)
+        results = model.predict(inputs, samples, rescale=False)
+    scores = dense.class_scores()
+    assert scores.shape == (2, len(dense.priors), head.num_classes)
+    for i, result in enumerate(results):
+        top = result.pred_instances.scores.max()
+        assert torch.isclose(top, scores[i].max(), rtol=1e-5)
+    assert (dense.score_factors is not None) == score_factor
+    if score_factor:
+        plain = dense.cls_logits.sigmoid().amax((1, 2))
+        assert not torch.allclose(plain, scores.amax((1, 2)), rtol=1e-3)
 
 
 def test_dag_targets_without_an_assigner_fall_back_to_iou(
@@ -255,20 +289,13 @@ def test_rap_lowers_its_loss_and_confident_predictions(detector, test_batch):
     assert (s1 > 0.5).sum() < (s0 > 0.5).sum()
 
 
-SIGMOID_HEADS = {
-    'retinanet': osp.join(MMDET_CONFIGS, 'retinanet',
-                          'retinanet_r18_fpn_1x_coco.py'),
-    'atss': osp.join(MMDET_CONFIGS, 'atss',
-                     'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')}
-
-
-@pytest.mark.parametrize('name', list(SIGMOID_HEADS))
+@pytest.mark.parametrize('name', list(SIGMOID_CONFIGS))
 def test_attacks_on_sigmoid_heads(name):
     """RetinaNet-style heads (sigmoid classes, focal loss; random weights):
     every attack stays in S_x and moves its own objective; DAG, whose
     "still correct" is "l_n has the highest class score" here, flips every
     target and stops early."""
-    model = random_model(SIGMOID_HEADS[name])
+    model = random_model(SIGMOID_CONFIGS[name])
     head = model.bbox_head
     _, samples = random_batch(head.num_classes, (3, 1, 2), seed=1)
     g = torch.Generator().manual_seed(1)

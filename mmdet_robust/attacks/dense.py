@@ -6,7 +6,7 @@ its box regression ``d_j``. This adapter flattens MMDetection's per-level
 head outputs in the same order as ``prior_generator.grid_priors`` (the order
 the heads' own ``predict_by_feat`` uses).
 """
-from typing import List, NamedTuple, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -28,6 +28,9 @@ class DensePredictions(NamedTuple):
     softmax: whether ``cls_logits`` include a background channel.
     featmap_sizes: ``(H_l, W_l)`` of each level.
     num_level_priors: priors per level (they sum to P).
+    score_factors: ``(N, P)`` in [0, 1] that the head's ``predict``
+        multiplies the class scores by (YOLOv3 ``sigmoid(conf)``, ATSS
+        ``sigmoid(centerness)``), or ``None``.
     """
     cls_logits: Tensor
     objectness: Tensor
@@ -37,11 +40,22 @@ class DensePredictions(NamedTuple):
     softmax: bool
     featmap_sizes: List[Tuple[int, int]]
     num_level_priors: List[int]
+    score_factors: Optional[Tensor] = None
 
     @property
     def num_classes(self) -> int:
         """Object classes (background excluded)."""
         return self.cls_logits.shape[-1] - int(self.softmax)
+
+    def class_scores(self) -> Tensor:
+        """``(N, P, C)`` object-class scores in [0, 1] as the head's
+        ``predict`` scores its detections before NMS: softmax without the
+        background (SSD) or sigmoid, times ``score_factors``."""
+        scores = self.cls_logits.softmax(-1)[..., :-1] if self.softmax \
+            else self.cls_logits.sigmoid()
+        if self.score_factors is not None:
+            scores = scores * self.score_factors.unsqueeze(-1)
+        return scores
 
 
 def _flatten(maps, channels: int) -> Tensor:
@@ -72,8 +86,9 @@ def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
         deltas = pred[..., :4]
         xy_wh = torch.cat([deltas[..., :2].sigmoid(), deltas[..., 2:]], -1)
         boxes = head.bbox_coder.decode(priors, xy_wh, strides.unsqueeze(-1))
-        return DensePredictions(pred[..., 5:], pred[..., 4].sigmoid(),
-                                deltas, boxes, priors, False, sizes, counts)
+        conf = pred[..., 4].sigmoid()
+        return DensePredictions(pred[..., 5:], conf, deltas, boxes, priors,
+                                False, sizes, counts, score_factors=conf)
     if isinstance(head, AnchorHead):
         cls_scores, bbox_preds = outs[0], outs[1]
         priors, sizes, counts = _grid_priors(head, cls_scores, inputs.device)
@@ -86,8 +101,12 @@ def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
             objectness = logits.sigmoid().amax(-1)
         boxes = head.bbox_coder.decode(
             priors.expand(deltas.shape[0], -1, -1), deltas)
+        centerness = None  # a third output is predict_by_feat's
+        if len(outs) > 2:  # score_factors (ATSS: centerness logits)
+            centerness = _flatten(outs[2], 1).squeeze(-1).sigmoid()
         return DensePredictions(logits, objectness, deltas, boxes, priors,
-                                softmax, sizes, counts)
+                                softmax, sizes, counts,
+                                score_factors=centerness)
     raise TypeError(
         f'{type(head).__name__} is not supported by the dense-output attacks '
         '(DAG, RAP): they need per-prior predictions, available for the '

@@ -6,8 +6,8 @@
 
 For every GT object, over the priors whose decoded box has IoU >= 0.5 with
 it (those whose detection would count as a true positive): the best score
-of its true class and the best score of any wrong object class (class
-probabilities, before NMS), on clean images and after each named attack of
+of its true class and the best score of any wrong object class (the
+scores the head ranks its detections by, before NMS), on clean images and after each named attack of
 the config's ``test_cfg.attacks``. mAP stays high while the true class
 outranks the wrong ones. For a ``DAGAttack`` it also says how often the
 best true-class score comes from a prior outside the attack's target set,
@@ -83,8 +83,7 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
     samples = data['data_samples']
     results = {}
     for name, attack, dense in dense_under_attacks(model, data, attacks):
-        probs = dense.cls_logits.softmax(-1)[..., :-1] if dense.softmax \
-            else dense.cls_logits.sigmoid()
+        probs = dense.class_scores()
         objects = []
         for i, sample in enumerate(samples):
             gt_boxes = get_box_tensor(sample.gt_instances.bboxes)
