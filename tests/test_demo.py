@@ -46,8 +46,12 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
             assert len(report['sweeps'][model][axis]['cls']) == 5
     assert {'train_std', 'train_mtd', 'eval_std', 'eval_mtd'} <= set(
         report['timings_s'])
+    for model, seconds in report['seconds_per_image'].items():
+        assert set(seconds) == set(report['mAP'][model])
+        assert all(v > 0 for v in seconds.values())
     md = (work / 'report.md').read_text()
     assert '| STD |' in md and '| MTD |' in md and 'Wall time' in md
+    assert 'ms per test image' in md
     assert 'MTD starts from the config\'s own initialisation, on clean ' \
         'batches for the first half' in md
     assert report['settings']['mtd_init'] == 'warmup'

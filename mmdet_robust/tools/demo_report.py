@@ -23,12 +23,13 @@ MODELS_SHOWN = ('std', 'mtd')
 FIGURE_ATTACKS = ('clean', 'cls_pgd', 'dag', 'rap')
 
 
-def _table(rows: Dict[str, Dict[str, float]], columns) -> str:
+def _table(rows: Dict[str, Dict[str, float]], columns,
+           cell: str = '{:.1f}', scale: float = 100.) -> str:
     lines = ['| model | ' + ' | '.join(columns) + ' |',
              '|---' * (len(columns) + 1) + '|']
     for model, values in rows.items():
-        cells = [f'{100 * values[c]:.1f}' if c in values else '-'
-                 for c in columns]
+        cells = [cell.format(scale * values[c])
+                 if values.get(c) is not None else '-' for c in columns]
         lines.append(f'| {model.upper()} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -120,6 +121,8 @@ def write_demo_report(demo) -> None:
                for m in MODELS_SHOWN}
     main = {m: {a: r['mAP'][a] for a in r['mAP'] if '_pgd_' not in a}
             for m, r in reports.items()}
+    seconds = {m: {a: r.get('seconds_per_image', {}).get(a) for a in main[m]}
+               for m, r in reports.items()}
     columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
                            'dag_dense', 'rap')
                if any(a in v for v in main.values())]
@@ -142,7 +145,7 @@ def write_demo_report(demo) -> None:
     summary = dict(settings=settings, mAP=main,
                    sweeps={m: sweep_curves(r['mAP'])
                            for m, r in reports.items()},
-                   timings_s=demo.timings,
+                   timings_s=demo.timings, seconds_per_image=seconds,
                    files=dict(plots=plots, detections=figure))
     atomic_write(osp.join(work_dir, 'report.json'),
                  json.dumps(summary, indent=2, default=str))
@@ -159,5 +162,8 @@ def write_demo_report(demo) -> None:
           '\n## Wall time per stage (s)\n',
           'When each stage last ran; a re-run that reused finished work '
           '(checkpoints, report entries) shows only its own time.\n',
-          '\n'.join(f'- {k}: {v}' for k, v in demo.timings.items()) + '\n']
+          '\n'.join(f'- {k}: {v}' for k, v in demo.timings.items()) + '\n',
+          '\n## Evaluation cost (ms per test image)\n',
+          'Attack, prediction and the metric\'s processing, on one '
+          'process.\n', _table(seconds, columns, '{:.0f}', 1000.)]
     atomic_write(osp.join(work_dir, 'report.md'), '\n'.join(md))
