@@ -42,7 +42,7 @@ g = torch.Generator().manual_seed(0)
 n = 6000
 xy = torch.rand(n, 2, generator=g) * 280
 boxes = torch.cat([xy, xy + 4 + torch.rand(n, 2, generator=g) * 60], 1)
-scores = torch.rand(n, generator=g)
+scores = (torch.randperm(n, generator=g) + 1) / n  # no ties to order
 labels = torch.randint(0, 20, (n, ), generator=g)
 cpu_keep = nms(boxes, scores, 0.45)[1]
 dev_keep = nms(boxes.to(device), scores.to(device), 0.45)[1].cpu()
