@@ -180,7 +180,8 @@ class RobustTestLoop(TestLoop):
         are this run's attacks with unchanged settings (not recomputed) and
         ``others`` are further attacks kept in the report. Each is
         ``{name: (metrics, settings, fingerprint, seconds per image)}``,
-        decided on rank 0 and shared. Without a checkpoint file nothing ties entries to a model.
+        decided on rank 0 and shared. Without a checkpoint file nothing ties
+        entries to a model.
         """
         reusable, others = {}, {}
         source = {k: v for k, v in self._prints['clean'].items()
