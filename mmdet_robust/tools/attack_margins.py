@@ -7,9 +7,9 @@
 For every GT object, over the priors whose decoded box has IoU >= 0.5 with
 it (those whose detection would count as a true positive): the best score
 of its true class and the best score of any wrong object class (the
-scores the head ranks its detections by, before NMS), on clean images and after each named attack of
-the config's ``test_cfg.attacks``. mAP stays high while the true class
-outranks the wrong ones. For a ``DAGAttack`` it also says how often the
+scores the head ranks its detections by, before NMS), on clean images and
+after each named attack of the config's ``test_cfg.attacks``. mAP stays
+high while the true class outranks the wrong ones. For a ``DAGAttack`` it also says how often the
 best true-class score comes from a prior outside the attack's target set,
 i.e. one the attack never pushed. Writes ``attack_margins.json``.
 """
