@@ -9,9 +9,10 @@ it (those whose detection would count as a true positive): the best score
 of its true class and the best score of any wrong object class (the
 scores the head ranks its detections by, before NMS), on clean images and
 after each named attack of the config's ``test_cfg.attacks``. mAP stays
-high while the true class outranks the wrong ones. For a ``DAGAttack`` it also says how often the
-best true-class score comes from a prior outside the attack's target set,
-i.e. one the attack never pushed. Writes ``attack_margins.json``.
+high while the true class outranks the wrong ones. For a ``DAGAttack`` it
+also says how often the best true-class score comes from a prior outside
+the attack's target set, i.e. one the attack never pushed. Writes
+``attack_margins.json``.
 """
 import copy
 from typing import Dict, List, Optional, Sequence
