@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import time
 from collections import defaultdict
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import broadcast_object_list, is_main_process
@@ -22,7 +22,8 @@ from .loops import preprocessed
 def expand_sweep(tasks: Sequence[str] = ('cls', 'loc'),
                  eps: Sequence[float] = (2, 4, 6, 8, 10),
                  steps: Sequence[int] = (1, 2, 5, 10, 20),
-                 base_eps: float = 8., base_steps: int = 20) -> Dict[str, dict]:
+                 base_eps: float = 8.,
+                 base_steps: int = 20) -> Dict[str, dict]:
     """PGD attacks of the paper's sweeps (Fig. 5: steps at eps 8; Fig. 6:
     eps at 20 steps), named ``{task}_pgd_eps{e}`` and ``{task}_pgd_steps{k}``.
     """
@@ -96,6 +97,14 @@ def check_annotations(data_samples: Sequence) -> None:
                 'none. Use an annotated test split (e.g. VOC2007 test, COCO '
                 "val; not VOC2012 test) and put dict(type='LoadAnnotations', "
                 'with_bbox=True) in the test pipeline.')
+
+
+class FinishedEntry(NamedTuple):
+    """One entry of an earlier run's report, as read back from its JSON."""
+    metrics: dict
+    settings: Optional[dict]  # the attack's config (None for clean)
+    fingerprint: dict
+    seconds_per_image: Optional[float]
 
 
 @LOOPS.register_module()
@@ -174,14 +183,14 @@ class RobustTestLoop(TestLoop):
             {name: dict(source, attack=self.attack_cfgs.get(name))
              for name in self.evaluators})
 
-    def finished_entries(self) -> Tuple[Dict[str, dict], Dict[str, dict]]:
+    def finished_entries(self) -> Tuple[Dict[str, FinishedEntry],
+                                        Dict[str, FinishedEntry]]:
         """Entries an earlier (interrupted or partial) run wrote for the same
         checkpoint and test set: ``(reusable, others)``, where ``reusable``
         are this run's attacks with unchanged settings (not recomputed) and
-        ``others`` are further attacks kept in the report. Each is
-        ``{name: (metrics, settings, fingerprint, seconds per image)}``,
-        decided on rank 0 and shared. Without a checkpoint file nothing ties
-        entries to a model.
+        ``others`` are further attacks kept in the report, each
+        ``{name: FinishedEntry}``, decided on rank 0 and shared. Without a
+        checkpoint file nothing ties entries to a model.
         """
         reusable, others = {}, {}
         source = {k: v for k, v in self._prints['clean'].items()
@@ -197,9 +206,9 @@ class RobustTestLoop(TestLoop):
                 attack = fp.pop('attack', None)
                 if fp != source:
                     continue  # another checkpoint or test set
-                entry = (metrics, old.get('settings', {}).get(name),
-                         prints[name],
-                         old.get('seconds_per_image', {}).get(name))
+                entry = FinishedEntry(
+                    metrics, old.get('settings', {}).get(name), prints[name],
+                    old.get('seconds_per_image', {}).get(name))
                 if name not in self.evaluators:
                     others[name] = entry
                 elif attack == self._prints[name]['attack']:
@@ -214,9 +223,9 @@ class RobustTestLoop(TestLoop):
         self.runner.model.eval()
         self._prints = self.fingerprints()
         reusable, self._kept = self.finished_entries()
-        results = {name: entry[0] for name, entry in reusable.items()}
-        self._reused_seconds = {name: entry[3]
-                                for name, entry in reusable.items()}
+        results = {name: e.metrics for name, e in reusable.items()}
+        self._reused_seconds = {name: e.seconds_per_image
+                                for name, e in reusable.items()}
         if results:
             print_log(f'reusing finished entries of {self.report_path}: '
                       f'{", ".join(results)}', logger='current')
@@ -299,14 +308,16 @@ class RobustTestLoop(TestLoop):
         ordered = {name: results[name] for name in self.evaluators
                    if name in results}
         kept = self._kept
-        metrics = dict(ordered, **{name: e[0] for name, e in kept.items()})
+        metrics = dict(ordered,
+                       **{name: e.metrics for name, e in kept.items()})
         settings = dict(self.attack_cfgs,
-                        **{name: e[1] for name, e in kept.items()})
+                        **{name: e.settings for name, e in kept.items()})
         prints = {name: self._prints[name] for name in ordered}
-        prints.update({name: e[2] for name, e in kept.items()})
+        prints.update({name: e.fingerprint for name, e in kept.items()})
         seconds = self.seconds_per_image()
         seconds = dict({name: seconds.get(name) for name in ordered},
-                       **{name: e[3] for name, e in kept.items()})
+                       **{name: e.seconds_per_image
+                          for name, e in kept.items()})
         cfg = self.runner.cfg
         report = RobustnessReport(
             metrics, settings=settings,
