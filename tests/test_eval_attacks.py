@@ -274,6 +274,46 @@ def test_dag_object_argmax_pushes_further(detector, test_batch):
     assert true_prob[True] < true_prob[False]
 
 
+def test_dag_background_as_adversarial_label(detector, test_batch):
+    """ATTACKS.md: adversarial labels are the other object classes, with an
+    option to include background; with it, background counts as a wrong
+    class when DAG decides whether a target is still correct."""
+    with torch.no_grad():
+        dense = dense_predictions(detector, test_batch['inputs'])
+    background = dense.num_classes  # SSD: the last logit
+    drawn = {}
+    for include in (False, True):
+        dag = DAGAttack(include_background=include, seed=1)
+        gens = image_generators(test_batch['data_samples'], 'cpu', dag.seed)
+        targets = dag._targets(detector.bbox_head, dense,
+                               test_batch['data_samples'], gens)
+        true = torch.cat([t[1] for t in targets])
+        wanted = drawn[include] = torch.cat([t[2] for t in targets])
+        assert len(true) > 20 and (wanted != true).all()
+        assert 0 <= wanted.min() and wanted.max() <= background
+    assert (drawn[False] != background).all()
+    assert (drawn[True] == background).any()
+    dag = DAGAttack(eps=32., gamma=1., max_iters=300, seed=1,
+                    include_background=True)
+    adv = dag(detector, test_batch)
+    assert dag.last_stats['dag_correct'].item() == 0
+    with torch.no_grad():
+        dense = dense_predictions(detector, adv['inputs'])
+    gens = image_generators(adv['data_samples'], 'cpu', dag.seed)
+    to_background = 0
+    for i, (index, true, wanted) in enumerate(dag._targets(
+            detector.bbox_head, dense, adv['data_samples'], gens)):
+        logits = dense.cls_logits[i, index]
+        top = logits.argmax(-1)  # background included
+        assert (top != true).all()
+        # fooled into background while the true class still leads the
+        # object classes: DAG stopped pushing them there
+        to_background += int(((wanted == background) & (top == background)
+                              & (logits[:, :background].argmax(-1) == true)
+                              ).sum())
+    assert to_background > 0
+
+
 def test_rap_lowers_its_loss_and_confident_predictions(detector, test_batch):
     rap = RAPAttack(eps=EPS, steps=10)
     shape_set = rap.shape_set(detector, test_batch['inputs'],
