@@ -117,6 +117,13 @@ def test_attacks_run_one_at_a_time_and_changes_are_recomputed(
     assert _CountingPGD.calls == 2
     report = json.load(open(tmp_path / 'robustness.json'))
     assert set(report['mAP']) == {'clean', 'loc_pgd'}  # stale ones dropped
+    # resume=False recomputes the unchanged entry too
+    cfg = _robust_cfg(shapes_root, tmp_path, ckpt, False,
+                      loc_pgd=_pgd('loc'))
+    cfg.test_cfg.resume = False
+    _CountingPGD.calls = 0
+    Runner.from_cfg(cfg).test()
+    assert _CountingPGD.calls == 2
 
 
 def test_checkpoint_of_another_architecture_is_refused(
