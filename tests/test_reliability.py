@@ -323,6 +323,19 @@ def test_bad_attack_entries_are_named(shapes_root, trained_checkpoint,
         Runner.from_cfg(cfg).test()
 
 
+def test_fp16_evaluation_on_the_cpu_is_a_clear_error(
+        shapes_root, trained_checkpoint, tmp_path):
+    """Without the check, the clean prediction fails in mmcv's nms
+    ("expected scalar type Float but found BFloat16")."""
+    path, _ = trained_checkpoint
+    cfg = _robust_cfg(shapes_root, tmp_path, path, False,
+                      cls_pgd=_pgd('cls'))
+    cfg.test_cfg.fp16 = True
+    with pytest.raises(ValueError, match=r'fp16=True needs a CUDA device'):
+        Runner.from_cfg(cfg).test()
+    assert not (tmp_path / 'robustness.json').exists()
+
+
 @pytest.mark.parametrize('attack', [
     TaskDomainAttacker(domain='mtd', eps=EPS),
     PGDAttack(task='con', eps=EPS, steps=3),

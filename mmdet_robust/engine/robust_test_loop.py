@@ -86,6 +86,19 @@ def predict_preprocessed(model, inputs, data_samples: Sequence,
         return model.test_step(data)
 
 
+def check_fp16_device(model, fp16: bool) -> None:
+    """``fp16`` evaluation needs CUDA: on the CPU autocast computes in
+    bfloat16, which mmcv's CPU nms (every dense head's ``predict``) rejects
+    deep inside MMDetection, after the checkpoint has loaded."""
+    device = next(unwrap(model).parameters()).device
+    if fp16 and device.type == 'cpu':
+        raise ValueError(
+            'test_cfg.fp16=True needs a CUDA device: on the CPU autocast '
+            "runs in bfloat16, which mmcv's CPU nms (used by the detector's "
+            'predict) does not take. Evaluate in fp32 on the CPU (drop '
+            'test_cfg.fp16).')
+
+
 def check_annotations(data_samples: Sequence) -> None:
     """Attacks maximise losses against GT boxes: the test set needs them."""
     for sample in data_samples:
@@ -148,6 +161,7 @@ class RobustTestLoop(TestLoop):
                  per_attack_passes: bool = False,
                  resume: bool = True) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
+        check_fp16_device(runner.model, fp16)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
         self.attack_cfgs = attack_cfgs = attack_configs(attacks, sweep)
         self.attacks = {name: build_attack(name, cfg)
