@@ -73,3 +73,14 @@ def test_transfer_config_wraps_every_white_box_attack():
         entry = transfer[f'transfer_{name}']
         assert entry.type == 'TransferAttack'
         assert entry.attack == white_box[name]
+
+
+@pytest.mark.parametrize('missing', ['source_config', 'source_checkpoint'])
+def test_missing_source_files_are_named_when_built(trained_checkpoint,
+                                                   missing):
+    path, _ = trained_checkpoint
+    kwargs = dict(source_config=TINY_STD, source_checkpoint=path,
+                  attack=dict(type='PGDAttack', task='cls'))
+    kwargs[missing] = 'work_dirs/no_such_file'
+    with pytest.raises(ValueError, match=f"{missing} 'work_dirs/no_such"):
+        TransferAttack(**kwargs)

@@ -1,5 +1,6 @@
 """Transfer attacks (paper sec. 5.7, Table 5; ATTACKS.md sec. 4)."""
 import copy
+import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -44,6 +45,11 @@ class TransferAttack(DetectorAttack):
                  attack: dict, source_input_size: Optional[Sequence[int]] = None,
                  seed: int = 0) -> None:
         super().__init__(seed=seed)
+        for name, path in (('source_config', source_config),
+                           ('source_checkpoint', source_checkpoint)):
+            # checked here, not at the first batch; URLs are left to mmengine
+            if path and '://' not in path and not osp.isfile(path):
+                raise ValueError(f'{name} {path!r} is not a file')
         self.source_config = source_config
         self.source_checkpoint = source_checkpoint
         self.attack = MODELS.build(copy.deepcopy(attack))
