@@ -157,3 +157,20 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
     assert not any('adv_begin' in o for o in runs[0][1])
     with pytest.raises(SystemExit):
         parse_args(['--mtd-init', 'imagenet'])
+
+
+@pytest.mark.parametrize('argv, env, match', [
+    (['--eval-images', '0'], {}, "positive number of images, got '0'"),
+    ([], {'DEMO_EVAL_IMAGES': 'all'}, "positive number of images, got 'all'"),
+    ([], {'DEMO_MTD_INIT': 'half'}, "DEMO_MTD_INIT='half': choose one of"),
+])
+def test_bad_flags_and_env_stop_before_any_stage(argv, env, match,
+                                                 monkeypatch, capsys):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert match in capsys.readouterr().err
+    for name in ('DEMO_EVAL_IMAGES', 'DEMO_MTD_INIT'):
+        monkeypatch.delenv(name, raising=False)
+    assert parse_args([]).eval_images == 50

@@ -359,3 +359,16 @@ def test_batch_where_no_image_has_a_box(detector, attack):
     assert (x - raw).abs().max() <= EPS + 1e-3
     if isinstance(attack, (PGDAttack, DAGAttack)):
         torch.testing.assert_close(x, raw, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize('serialize', [True, False])
+def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
+                                         tmp_path, serialize):
+    """``indices=0`` (or an empty split): mmengine's serialisation would
+    fail in numpy ("need at least one array to concatenate")."""
+    path, _ = trained_checkpoint
+    cfg = _robust_cfg(shapes_root, tmp_path, path, False,
+                      cls_pgd=_pgd('cls'))
+    cfg.test_dataloader.dataset.update(indices=0, serialize_data=serialize)
+    with pytest.raises(ValueError, match='the test set is empty'):
+        Runner.from_cfg(cfg).test()

@@ -86,6 +86,10 @@ def predict_preprocessed(model, inputs, data_samples: Sequence,
         return model.test_step(data)
 
 
+EMPTY_TEST_SET = ('the test set is empty: check test_dataloader.dataset '
+                  '(data_root, ann_file, indices)')
+
+
 def check_fp16_device(model, fp16: bool) -> None:
     """``fp16`` evaluation needs CUDA: on the CPU autocast computes in
     bfloat16, which mmcv's CPU nms (every dense head's ``predict``) rejects
@@ -160,7 +164,14 @@ class RobustTestLoop(TestLoop):
                  report_name: str = 'robustness', fp16: bool = False,
                  per_attack_passes: bool = False,
                  resume: bool = True) -> None:
-        super().__init__(runner, dataloader, evaluator, fp16)
+        try:
+            super().__init__(runner, dataloader, evaluator, fp16)
+        except ValueError as err:  # numpy's, as mmengine serialises no data
+            if 'need at least one array' not in str(err):
+                raise
+            raise ValueError(EMPTY_TEST_SET) from err
+        if len(self.dataloader.dataset) == 0:
+            raise ValueError(EMPTY_TEST_SET)
         check_fp16_device(runner.model, fp16)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
         self.attack_cfgs = attack_cfgs = attack_configs(attacks, sweep)

@@ -236,7 +236,20 @@ class Demo:
         print(f'[demo] report: {osp.join(self.work_dir, "report.md")}')
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f'expected a positive number of images, got {text!r}')
+    return value
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Flags, with defaults from the ``DEMO_*`` environment variables
+    (checked like the flags, before any stage runs)."""
     env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default=env(
@@ -254,13 +267,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'initialisation with clean batches for the first half of the '
         'schedule (warmup, the default), from it without warm-up (scratch, '
         'the paper\'s protocol), or from the STD checkpoint (std)')
-    parser.add_argument('--eval-images', type=int, default=int(env(
-        'DEMO_EVAL_IMAGES', 50)), help='evaluate on the first N test images')
+    parser.add_argument('--eval-images', type=positive_int, default=env(
+        'DEMO_EVAL_IMAGES', '50'), help='evaluate on the first N test images '
+        '(DEMO_EVAL_IMAGES)')
     parser.add_argument('--train-options', nargs='*', default=[],
                         help='extra --cfg-options for training')
     parser.add_argument('--eval-options', nargs='*', default=[],
                         help='extra --cfg-options for evaluation')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.mtd_init not in MTD_INITS:  # argparse leaves defaults unchecked
+        parser.error(f'DEMO_MTD_INIT={args.mtd_init!r}: choose one of '
+                     f'{", ".join(MTD_INITS)}')
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
