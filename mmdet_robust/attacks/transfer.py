@@ -42,7 +42,8 @@ class TransferAttack(DetectorAttack):
     """
 
     def __init__(self, source_config: str, source_checkpoint: Optional[str],
-                 attack: dict, source_input_size: Optional[Sequence[int]] = None,
+                 attack: dict,
+                 source_input_size: Optional[Sequence[int]] = None,
                  seed: int = 0) -> None:
         super().__init__(seed=seed)
         for name, path in (('source_config', source_config),
