@@ -116,8 +116,11 @@ def test_mtd_picks_the_larger_total_loss_per_image(detector, train_batch):
 
 def test_seeded_and_reproducible(detector, train_batch):
     detector.eval()
-    run = lambda seed, salt: TaskDomainAttacker(  # noqa: E731
-        domain='con', eps=EPS, seed=seed)(detector, train_batch, salt)['inputs']
+
+    def run(seed, salt):
+        attacker = TaskDomainAttacker(domain='con', eps=EPS, seed=seed)
+        return attacker(detector, train_batch, salt)['inputs']
+
     assert torch.equal(run(0, 1), run(0, 1))
     assert not torch.equal(run(0, 1), run(0, 2))
     assert not torch.equal(run(0, 1), run(1, 1))
