@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -138,3 +139,18 @@ def test_tools_run_on_the_real_ssd300_config(voc_tree, tmp_path):
     for name in ('task_interaction', 'task_gradients', 'task_domains'):
         assert (tmp_path / f'{name}.json').is_file()
         assert (tmp_path / f'{name}.png').stat().st_size > 5000
+
+
+@pytest.mark.parametrize('tool', [attack_margins, task_domains,
+                                  task_gradients, task_interaction])
+@pytest.mark.parametrize('extra, match', [
+    (['missing.pth'], "checkpoint 'missing.pth' is not a file"),
+    (['--num-images', '0'], '--num-images must be at least 1'),
+    (['--eps', '300'], r'--eps .* \(0, 255\], got 300'),
+])
+def test_tools_check_their_arguments_first(tool, extra, match, tmp_path,
+                                           capsys):
+    with pytest.raises(SystemExit):
+        tool.main([TINY_STD, *extra, '--work-dir', str(tmp_path / 'out')])
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / 'out').exists()

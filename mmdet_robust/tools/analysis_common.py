@@ -79,6 +79,17 @@ def write_json(work_dir: str, name: str, payload: dict) -> str:
 
 def parse(parser: argparse.ArgumentParser,
           argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The tool's arguments, checked before any model is built."""
     args = parser.parse_args(argv)
+    for name in ('config', 'checkpoint'):
+        path = getattr(args, name)
+        if path and not osp.isfile(path):
+            parser.error(f'{name} {path!r} is not a file')
+    if args.num_images < 1:
+        parser.error(f'--num-images must be at least 1, got '
+                     f'{args.num_images}')
+    if not 0 < args.eps <= 255:
+        parser.error(f'--eps is in pixel levels and must be in (0, 255], '
+                     f'got {args.eps:g}')
     os.makedirs(args.work_dir, exist_ok=True)
     return args
