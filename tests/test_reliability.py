@@ -20,13 +20,16 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
-from conftest import REPO, robust_cfg, tiny_cfg
+from conftest import (MMDET_CONFIGS, REPO, TINY_STD, random_model,
+                      robust_cfg, tiny_cfg)
 from mmdet.registry import HOOKS, MODELS
 from mmdet.structures import DetDataSample
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,
-                                  TaskDomainAttacker, TaskLosses)
+                                  TaskDomainAttacker, TaskKeyError,
+                                  TaskLosses)
 from mmdet_robust.checkpoint import (CheckpointMismatchError,
                                      check_state_dict_fits, safe_torch_load)
+from mmdet_robust.engine.robust_test_loop import build_attack
 from mmdet_robust.tools.demo import MMDET_TOOLS
 
 EPS = 8.
@@ -372,3 +375,52 @@ def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
     cfg.test_dataloader.dataset.update(indices=0, serialize_data=serialize)
     with pytest.raises(ValueError, match='the test set is empty'):
         Runner.from_cfg(cfg).test()
+
+
+@pytest.mark.parametrize('config, attack, error, match', [
+    ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+     dict(type='PGDAttack', task='cls'), TypeError,
+     'FasterRCNN has no `bbox_head`.*two-stage detectors are not supported'),
+    ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', dict(type='RAPAttack'),
+     TypeError, 'FasterRCNN has no `bbox_head`'),
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', dict(type='DAGAttack'),
+     TypeError, 'FCOSHead is not supported by the dense-output attacks'),
+    ('centernet/centernet_r18_8xb16-crop512-140e_coco.py',
+     dict(type='PGDAttack', task='loc'), TaskKeyError,
+     'no cls/loc loss-key mapping for head CenterNetHead'),
+])
+def test_attacks_check_the_detector_when_built(config, attack, error, match):
+    """``RobustTestLoop`` builds its attacks with the model: an attack that
+    cannot run on it is named before the first batch, not inside it."""
+    model = random_model(osp.join(MMDET_CONFIGS, config))
+    with pytest.raises(error, match=f"attack 'x' of test_cfg.attacks: "
+                                    f'{match}'):
+        build_attack('x', attack, model)
+
+
+def test_what_runs_on_other_detectors_builds(trained_checkpoint):
+    """Transfer attacks run any target (only its preprocessor is used);
+    PGD runs FCOS (its loss keys are mapped)."""
+    path, _ = trained_checkpoint
+    faster_rcnn = random_model(osp.join(
+        MMDET_CONFIGS, 'faster_rcnn', 'faster-rcnn_r50_fpn_1x_coco.py'))
+    build_attack('transfer', dict(
+        type='TransferAttack', source_config=TINY_STD,
+        source_checkpoint=path, attack=dict(type='PGDAttack', task='cls')),
+        faster_rcnn)
+    fcos = random_model(osp.join(MMDET_CONFIGS, 'fcos',
+                                 'fcos_r50-caffe_fpn_gn-head_1x_coco.py'))
+    build_attack('pgd', dict(type='PGDAttack', task='cls'), fcos)
+
+
+def test_adversarial_training_checks_its_attacker_first(shapes_root,
+                                                        tmp_path):
+    """Unmappable loss keys stop training when the loop is built, before
+    the first iteration."""
+    cfg = tiny_cfg(shapes_root, tmp_path, config=osp.join(
+        REPO, 'configs', 'tiny_ssd_mtd_shapes.py'))
+    cfg.train_cfg.attacker.task_keys = dict(cls=['loss_cls'],
+                                            loc=['loss_cls'])
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(TaskKeyError, match='disjoint'):
+        runner.build_train_loop(cfg.train_cfg)  # what train() does first

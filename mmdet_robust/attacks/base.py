@@ -14,7 +14,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.structures.bbox import scale_boxes
 
 from .pixel_space import PixelSpace, feasible_bounds
-from .task_losses import shared_targets
+from .task_losses import check_single_stage, shared_targets
 
 
 def unwrap(model):
@@ -178,6 +178,11 @@ class DetectorAttack:
         self.seed = seed
         self.last_stats: Dict[str, Tensor] = {}
 
+    def check(self, detector) -> None:
+        """Raise a clear error where this attack cannot run on ``detector``
+        (unwrapped); cheap, so that loops can call it before any work."""
+        check_single_stage(detector)
+
     def perturb(self, detector, space: PixelSpace, x: Tensor,
                 data_samples: Sequence, generators: List[torch.Generator]
                 ) -> Tensor:
@@ -186,6 +191,7 @@ class DetectorAttack:
 
     def __call__(self, model, data: dict, salt: int = 0) -> dict:
         detector = unwrap(model)
+        self.check(detector)
         inputs, samples = data['inputs'], data['data_samples']
         space = PixelSpace(detector.data_preprocessor, inputs, samples)
         x = space.clean_pixels()

@@ -12,8 +12,8 @@ from mmdet.models.task_modules.assigners import (ATSSAssigner, GridAssigner,
                                                  MaxIoUAssigner)
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from .base import DetectorAttack, check_budget, check_steps
-from .dense import DensePredictions, dense_predictions
+from .base import check_budget, check_steps
+from .dense import DenseOutputAttack, DensePredictions, dense_predictions
 from .pixel_space import PixelSpace, project
 
 
@@ -61,7 +61,7 @@ def assigned_priors(head, dense: DensePredictions, gt_boxes: Tensor,
 
 
 @MODELS.register_module()
-class DAGAttack(DetectorAttack):
+class DAGAttack(DenseOutputAttack):
     """Targeted attack on the dense classification outputs.
 
     Targets ``t_n`` are the priors that the head's own assigner makes

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from mmdet.models.dense_heads import AnchorHead, YOLOV3Head
+from .base import DetectorAttack
 
 
 class DensePredictions(NamedTuple):
@@ -71,9 +72,27 @@ def _grid_priors(head, maps, device):
     return torch.cat(levels), sizes, [len(p) for p in levels]
 
 
+def check_dense_head(head) -> None:
+    if not isinstance(head, (AnchorHead, YOLOV3Head)):
+        raise TypeError(
+            f'{type(head).__name__} is not supported by the dense-output '
+            'attacks (DAG, RAP): they need per-prior predictions, available '
+            'for the AnchorHead family (SSD, RetinaNet, ATSS) and YOLOV3Head')
+
+
+class DenseOutputAttack(DetectorAttack):
+    """An attack on the dense predictions (DAG, RAP): it needs a head that
+    :func:`dense_predictions` reads."""
+
+    def check(self, detector) -> None:
+        super().check(detector)
+        check_dense_head(detector.bbox_head)
+
+
 def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
     """Run ``extract_feat -> bbox_head`` and flatten its outputs."""
     head = detector.bbox_head
+    check_dense_head(head)
     outs = head(detector.extract_feat(inputs))
     if isinstance(head, YOLOV3Head):
         pred_maps = outs[0]
@@ -107,7 +126,3 @@ def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
         return DensePredictions(logits, objectness, deltas, boxes, priors,
                                 softmax, sizes, counts,
                                 score_factors=centerness)
-    raise TypeError(
-        f'{type(head).__name__} is not supported by the dense-output attacks '
-        '(DAG, RAP): they need per-prior predictions, available for the '
-        'AnchorHead family (SSD, RetinaNet, ATSS) and YOLOV3Head')

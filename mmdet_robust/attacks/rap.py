@@ -7,13 +7,13 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from .base import DetectorAttack, check_budget, check_steps, sign_pgd
-from .dense import dense_predictions
+from .base import check_budget, check_steps, sign_pgd
+from .dense import DenseOutputAttack, dense_predictions
 from .pixel_space import PixelSpace
 
 
 @MODELS.register_module()
-class RAPAttack(DetectorAttack):
+class RAPAttack(DenseOutputAttack):
     """Label-suppression + shape-distortion hybrid loss, minimised::
 
         L_label = sum_{j : s_j > tau_s} -log(1 - s_j)

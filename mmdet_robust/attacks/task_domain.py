@@ -67,6 +67,12 @@ class TaskDomainAttacker(DetectorAttack):
         self.task_keys = task_keys
         self._losses: Optional[TaskLosses] = None
 
+    def check(self, detector) -> None:
+        """A single-stage detector whose head's loss keys map to cls / loc
+        (a :class:`TaskKeyError` names them otherwise)."""
+        if self.domain != 'std':
+            self.task_losses(detector)
+
     def task_losses(self, detector) -> TaskLosses:
         if self._losses is None or self._losses.detector is not detector:
             self._losses = TaskLosses(detector, self.task_keys)

@@ -159,6 +159,19 @@ def _total(value) -> Tensor:
     return sum(v.sum() for v in value)
 
 
+def check_single_stage(detector) -> None:
+    """Every attack and adversarial training run a single-stage detector's
+    ``extract_feat -> bbox_head``; anything else is a TypeError naming what
+    is missing, raised before any work."""
+    for attr in ('extract_feat', 'bbox_head'):
+        if not hasattr(detector, attr):
+            raise TypeError(
+                f'{type(detector).__name__} has no `{attr}`: the attacks '
+                'and adversarial training need a single-stage detector '
+                '(extract_feat -> bbox_head: SSD, YOLOv3, RetinaNet, ...); '
+                'two-stage detectors are not supported')
+
+
 class TaskLosses:
     """Per-image task losses of a single-stage detector.
 
@@ -183,12 +196,7 @@ class TaskLosses:
     """
 
     def __init__(self, detector, task_keys: Optional[dict] = None) -> None:
-        for attr in ('extract_feat', 'bbox_head'):
-            if not hasattr(detector, attr):
-                raise TypeError(
-                    f'{type(detector).__name__} has no `{attr}`: task-loss '
-                    'attacks need a single-stage detector '
-                    '(extract_feat -> bbox_head -> loss_by_feat)')
+        check_single_stage(detector)
         self.detector = detector
         self.cls_keys, self.loc_keys = resolve_task_keys(
             detector.bbox_head, task_keys)

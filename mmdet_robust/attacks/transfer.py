@@ -59,6 +59,9 @@ class TransferAttack(DetectorAttack):
             if source_input_size else None
         self._source = None
 
+    def check(self, detector) -> None:
+        """Any target runs: only its preprocessor is used."""
+
     def source(self, device) -> torch.nn.Module:
         if self._source is None:
             cfg = Config.fromfile(self.source_config)

@@ -35,7 +35,7 @@ def adversarial_train_step(model, optim_wrapper, attacker,
     detector = unwrap(model)
     data = detector.data_preprocessor(data_batch, True)
     # the attack and the training step share SSD's anchor targets
-    with shared_targets(detector.bbox_head):
+    with shared_targets(getattr(detector, 'bbox_head', None)):
         # autocast for AMP optim wrappers: the attack sees what training sees
         with optim_wrapper.optim_context(model):
             data = attacker(detector, data, salt=salt)
@@ -78,6 +78,9 @@ class AdversarialTrainStep:
                 f'max_{self._unit}s={end}), got {adv_begin!r}')
         self.adv_begin = adv_begin
         self.attacker = self._build_attacker(attacker)
+        check = getattr(self.attacker, 'check', None)
+        if check is not None:  # before any work: wrong detector or head
+            check(unwrap(runner.model))
         self._clean = self._build_attacker(None)
         ensure_hook(runner, RNGStateHook)
         if getattr(runner, '_resume', False):

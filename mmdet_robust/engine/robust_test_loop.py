@@ -14,6 +14,7 @@ from mmengine.runner import TestLoop, autocast
 
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import gt_in_input_coords, unwrap
+from ..attacks.task_losses import TaskKeyError
 from ..evaluation.report import RobustnessReport
 from .hooks import CheckpointFitHook, ensure_hook
 from .loops import preprocessed
@@ -63,16 +64,24 @@ def attack_configs(attacks: Optional[dict] = None,
     return cfgs
 
 
-def build_attack(name: str, cfg: dict):
-    """Build one entry of ``test_cfg.attacks``; errors name the entry."""
+def build_attack(name: str, cfg: dict, detector=None):
+    """Build one entry of ``test_cfg.attacks`` and check that it can run on
+    ``detector`` (if given); errors name the entry."""
     try:
-        return MODELS.build(copy.deepcopy(cfg))
+        attack = MODELS.build(copy.deepcopy(cfg))
     except KeyError as err:  # the registry's "X is not in the ... registry"
         raise ValueError(f'attack {name!r} of test_cfg.attacks: unknown '
                          f'type {cfg.get("type")!r} ({err})') from None
     except (TypeError, ValueError) as err:
         raise type(err)(f'attack {name!r} of test_cfg.attacks: {err}') \
             from None
+    try:
+        if detector is not None:
+            attack.check(detector)
+    except (TypeError, ValueError, TaskKeyError) as err:
+        raise type(err)(f'attack {name!r} of test_cfg.attacks: {err}') \
+            from None
+    return attack
 
 
 def predict_preprocessed(model, inputs, data_samples: Sequence,
@@ -175,7 +184,8 @@ class RobustTestLoop(TestLoop):
         check_fp16_device(runner.model, fp16)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
         self.attack_cfgs = attack_cfgs = attack_configs(attacks, sweep)
-        self.attacks = {name: build_attack(name, cfg)
+        detector = unwrap(runner.model)
+        self.attacks = {name: build_attack(name, cfg, detector)
                         for name, cfg in attack_cfgs.items()}
         self.evaluators = {'clean': self.evaluator}
         for name in self.attacks:
