@@ -15,6 +15,7 @@ from mmengine.runner import TestLoop, autocast
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import gt_in_input_coords, unwrap
 from ..attacks.task_losses import TaskKeyError
+from ..evaluation.no_detections import with_no_detection_metrics
 from ..evaluation.report import RobustnessReport
 from .hooks import CheckpointFitHook, ensure_hook
 from .loops import preprocessed
@@ -271,8 +272,9 @@ class RobustTestLoop(TestLoop):
         for names in passes:
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch, names)
-            results.update({name: self.evaluators[name].evaluate(size)
-                            for name in names})
+            results.update({name: with_no_detection_metrics(
+                self.evaluators[name], self.evaluators[name].evaluate(size),
+                name) for name in names})
             if is_main_process():  # each finished pass is saved at once
                 self._report(results, log=names is passes[-1])
         per_attack = {name: results[name] for name in self.evaluators}
