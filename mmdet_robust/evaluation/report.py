@@ -9,14 +9,15 @@ from typing import Dict, Optional
 HEADLINE_KEYS = ('pascal_voc/mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP')
 
 
-def headline_key(metrics: Dict[str, float]) -> str:
+def headline_key(metrics: Dict[str, float]) -> Optional[str]:
+    """The mAP@0.5-like key of one evaluator's metrics, or None."""
     for key in HEADLINE_KEYS:
         if key in metrics:
             return key
     for key in metrics:
         if 'mAP' in key or 'AP50' in key:
             return key
-    raise KeyError(f'no mAP-like metric among {sorted(metrics)}')
+    return None
 
 
 def atomic_write(path: str, text: str) -> None:
@@ -54,12 +55,16 @@ class RobustnessReport:
         self.fingerprints = fingerprints or {}
         self.settings = settings or {}
         self.model = model or {}
-        first = next(iter(metrics.values()))
-        self.key = headline_key(first)
+        # from the first entry that has one: an evaluator may report
+        # nothing for an entry (the report is written all the same)
+        self.key = next((key for key in map(headline_key, metrics.values())
+                         if key is not None), None)
 
-    def headline(self) -> Dict[str, float]:
-        """``{attack: mAP}`` in the order the attacks ran."""
-        return {name: float(m[self.key]) for name, m in self.metrics.items()}
+    def headline(self) -> Dict[str, Optional[float]]:
+        """``{attack: mAP}`` in the order the attacks ran (None where an
+        entry lacks the headline metric)."""
+        return {name: float(m[self.key]) if self.key in m else None
+                for name, m in self.metrics.items()}
 
     def to_dict(self) -> dict:
         return dict(model=self.model, metric=self.key,
@@ -72,11 +77,12 @@ class RobustnessReport:
         lines = [f'| attack | {self.key} | % of clean | s / image |',
                  '|---|---|---|---|']
         for name, value in self.headline().items():
-            ratio = f'{100 * value / clean:.1f}' if clean else '-'
+            ratio = f'{100 * value / clean:.1f}' \
+                if clean and value is not None else '-'
+            value = '-' if value is None else f'{100 * value:.1f}'
             seconds = self.seconds_per_image.get(name)
             seconds = '-' if seconds is None else f'{seconds:.3g}'
-            lines.append(
-                f'| {name} | {100 * value:.1f} | {ratio} | {seconds} |')
+            lines.append(f'| {name} | {value} | {ratio} | {seconds} |')
         return '\n'.join(lines) + '\n'
 
     def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:

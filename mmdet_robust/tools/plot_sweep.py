@@ -30,7 +30,7 @@ def sweep_curves(mAP: Dict[str, float]) -> Dict[str, Dict[str, list]]:
     curves: Dict[str, Dict[str, list]] = {}
     for name, value in mAP.items():
         match = SWEEP_NAME.match(name)
-        if match:
+        if match and value is not None:  # None: the entry has no mAP
             curves.setdefault(match['axis'], {}).setdefault(
                 match['task'], []).append((float(match['value']), value))
     for axis in curves.values():

@@ -1,0 +1,38 @@
+"""The robustness report: which metric heads it, and that it is written
+whatever the evaluators returned."""
+import json
+
+from mmdet_robust.evaluation import RobustnessReport, headline_key
+from mmdet_robust.tools.plot_sweep import sweep_curves
+
+
+def test_headline_key_prefers_map_at_iou_half():
+    assert headline_key({'pascal_voc/AP50': .5, 'pascal_voc/mAP': .6}) == \
+        'pascal_voc/mAP'
+    assert headline_key({'coco/bbox_mAP': .3, 'coco/bbox_mAP_50': .5}) == \
+        'coco/bbox_mAP_50'
+    assert headline_key({'mine/AP50': .4, 'mine/recall': .9}) == 'mine/AP50'
+    assert headline_key({'mine/recall': .9}) is None
+
+
+def test_entries_without_the_metric_are_reported_not_fatal(tmp_path):
+    report = RobustnessReport(
+        {'clean': {}, 'cls_pgd': {'coco/bbox_mAP_50': .25},
+         'cls_pgd_eps2': {}},
+        seconds_per_image={'cls_pgd': .5})
+    assert report.key == 'coco/bbox_mAP_50'
+    assert report.headline() == {'clean': None, 'cls_pgd': .25,
+                                 'cls_pgd_eps2': None}
+    rows = report.to_markdown().splitlines()
+    assert rows[2] == '| clean | - | - | - |'
+    assert rows[3] == '| cls_pgd | 25.0 | - | 0.5 |'
+    paths = report.write(str(tmp_path))
+    saved = json.load(open(paths['json']))
+    assert saved['mAP']['clean'] is None and saved['mAP']['cls_pgd'] == .25
+    assert sweep_curves(saved['mAP']) == {}
+
+
+def test_ratio_to_clean():
+    report = RobustnessReport({'clean': {'pascal_voc/mAP': .8},
+                               'dag': {'pascal_voc/mAP': .2}})
+    assert report.to_markdown().splitlines()[3] == '| dag | 20.0 | 25.0 | - |'
