@@ -15,7 +15,8 @@ from mmengine.runner import TestLoop, autocast
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import gt_in_input_coords, unwrap
 from ..attacks.task_losses import TaskKeyError
-from ..evaluation.no_detections import with_no_detection_metrics
+from ..evaluation.coco import (share_coco_annotations,
+                               with_no_detection_metrics)
 from ..evaluation.report import RobustnessReport
 from .hooks import CheckpointFitHook, ensure_hook
 from .loops import preprocessed
@@ -192,6 +193,7 @@ class RobustTestLoop(TestLoop):
         for name in self.attacks:
             ev = runner.build_evaluator(copy.deepcopy(evaluator))
             ev.dataset_meta = self.evaluator.dataset_meta
+            share_coco_annotations(ev, self.evaluator)
             self.evaluators[name] = ev
         self.report_name = report_name
         self.per_attack_passes = per_attack_passes

@@ -1,8 +1,8 @@
-from .no_detections import with_no_detection_metrics
+from .coco import share_coco_annotations, with_no_detection_metrics
 from .report import RobustnessReport, atomic_write, headline_key
 from .voc_metric import CustomClassVOCMetric
 
 __all__ = [
     'CustomClassVOCMetric', 'RobustnessReport', 'atomic_write',
-    'headline_key', 'with_no_detection_metrics'
+    'headline_key', 'share_coco_annotations', 'with_no_detection_metrics'
 ]
