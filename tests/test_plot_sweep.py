@@ -72,3 +72,7 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     with pytest.raises(SystemExit):
         plot_sweep.main([str(path), '--out-dir', str(tmp_path)])
     assert 'test_cfg.sweep' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        plot_sweep.main([str(path), str(tmp_path / 'none.json')])
+    assert 'no such report: ' + str(tmp_path / 'none.json') in \
+        capsys.readouterr().err

@@ -82,6 +82,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                              for p in args.reports]
     if len(labels) != len(args.reports):
         parser.error('give one label per report')
+    missing = [p for p in args.reports if not osp.isfile(p)]
+    if missing:
+        parser.error(f'no such report: {", ".join(missing)}')
     reports = [json.load(open(p)) for p in args.reports]
     paths = plot_sweeps(reports, labels, args.out_dir)
     if not paths:
