@@ -89,7 +89,10 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
 
 
 def test_a_failing_stage_is_named(shapes_root, tmp_path):
-    args = _demo_args(shapes_root, tmp_path, config='configs/missing.py')
+    broken = tmp_path / 'broken.py'
+    broken.write_text(f"_base_ = '{REPO}/configs/tiny_ssd_std_shapes.py'\n"
+                      "model = dict(type='NoSuchDetector')\n")
+    args = _demo_args(shapes_root, tmp_path, config=str(broken))
     with pytest.raises(SystemExit, match="stage 'train_std' failed"):
         Demo(args).run()
 
@@ -163,6 +166,12 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
     (['--eval-images', '0'], {}, "positive number of images, got '0'"),
     ([], {'DEMO_EVAL_IMAGES': 'all'}, "positive number of images, got 'all'"),
     ([], {'DEMO_MTD_INIT': 'half'}, "DEMO_MTD_INIT='half': choose one of"),
+    (['--eval-config', 'configs/robust_eval/nope.py'], {},
+     "--eval-config 'configs/robust_eval/nope.py' is not a file"),
+    ([], {'DEMO_CONFIG': 'configs/nope.py'},
+     "--config 'configs/nope.py' is not a file"),
+    (['--data-root', 'data/no_such_devkit/'], {},
+     "--data-root 'data/no_such_devkit/' is not a directory"),
 ])
 def test_bad_flags_and_env_stop_before_any_stage(argv, env, match,
                                                  monkeypatch, capsys):
@@ -171,6 +180,6 @@ def test_bad_flags_and_env_stop_before_any_stage(argv, env, match,
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert match in capsys.readouterr().err
-    for name in ('DEMO_EVAL_IMAGES', 'DEMO_MTD_INIT'):
+    for name in ('DEMO_EVAL_IMAGES', 'DEMO_MTD_INIT', 'DEMO_CONFIG'):
         monkeypatch.delenv(name, raising=False)
     assert parse_args([]).eval_images == 50

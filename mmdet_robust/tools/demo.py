@@ -278,6 +278,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.mtd_init not in MTD_INITS:  # argparse leaves defaults unchecked
         parser.error(f'DEMO_MTD_INIT={args.mtd_init!r}: choose one of '
                      f'{", ".join(MTD_INITS)}')
+    for flag, path in (('--config', args.config),
+                       ('--eval-config', args.eval_config)):
+        if not osp.isfile(osp.join(REPO, path)):  # tools run in REPO
+            parser.error(f'{flag} {path!r} is not a file')
+    if args.data_root and not osp.isdir(args.data_root):
+        parser.error(f'--data-root {args.data_root!r} is not a directory')
     return args
 
 
