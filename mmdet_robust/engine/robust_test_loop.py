@@ -69,20 +69,21 @@ def attack_configs(attacks: Optional[dict] = None,
 def build_attack(name: str, cfg: dict, detector=None):
     """Build one entry of ``test_cfg.attacks`` and check that it can run on
     ``detector`` (if given); errors name the entry."""
+    def named(err: Exception) -> Exception:
+        return type(err)(f'attack {name!r} of test_cfg.attacks: {err}')
+
     try:
         attack = MODELS.build(copy.deepcopy(cfg))
     except KeyError as err:  # the registry's "X is not in the ... registry"
         raise ValueError(f'attack {name!r} of test_cfg.attacks: unknown '
                          f'type {cfg.get("type")!r} ({err})') from None
     except (TypeError, ValueError) as err:
-        raise type(err)(f'attack {name!r} of test_cfg.attacks: {err}') \
-            from None
-    try:
-        if detector is not None:
+        raise named(err) from None
+    if detector is not None:
+        try:
             attack.check(detector)
-    except (TypeError, ValueError, TaskKeyError) as err:
-        raise type(err)(f'attack {name!r} of test_cfg.attacks: {err}') \
-            from None
+        except (TypeError, ValueError, TaskKeyError) as err:
+            raise named(err) from None
     return attack
 
 
