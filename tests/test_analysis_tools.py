@@ -146,7 +146,8 @@ def test_tools_run_on_the_real_ssd300_config(voc_tree, tmp_path):
 @pytest.mark.parametrize('extra, match', [
     (['missing.pth'], "checkpoint 'missing.pth' is not a file"),
     (['--num-images', '0'], '--num-images must be at least 1'),
-    (['--eps', '300'], r'--eps .* \(0, 255\], got 300'),
+    (['--eps', '300'],
+     r'--eps must be a number in \(0, 255\] pixel units .*, got 300'),
 ])
 def test_tools_check_their_arguments_first(tool, extra, match, tmp_path,
                                            capsys):

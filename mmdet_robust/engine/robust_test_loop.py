@@ -106,8 +106,7 @@ def check_fp16_device(model, fp16: bool) -> None:
     """``fp16`` evaluation needs CUDA: on the CPU autocast computes in
     bfloat16, which mmcv's CPU nms (every dense head's ``predict``) rejects
     deep inside MMDetection, after the checkpoint has loaded."""
-    device = next(unwrap(model).parameters()).device
-    if fp16 and device.type == 'cpu':
+    if fp16 and next(unwrap(model).parameters()).device.type == 'cpu':
         raise ValueError(
             'test_cfg.fp16=True needs a CUDA device: on the CPU autocast '
             "runs in bfloat16, which mmcv's CPU nms (used by the detector's "

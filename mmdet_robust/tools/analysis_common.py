@@ -16,6 +16,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet_robust.attacks import DensePredictions, dense_predictions
+from mmdet_robust.attacks.base import check_budget
 from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
 from mmdet_robust.evaluation.report import atomic_write
 
@@ -88,8 +89,9 @@ def parse(parser: argparse.ArgumentParser,
     if args.num_images < 1:
         parser.error(f'--num-images must be at least 1, got '
                      f'{args.num_images}')
-    if not 0 < args.eps <= 255:
-        parser.error(f'--eps is in pixel levels and must be in (0, 255], '
-                     f'got {args.eps:g}')
+    try:
+        check_budget('--eps', args.eps)  # the attacks' own bound
+    except ValueError as err:
+        parser.error(str(err))
     os.makedirs(args.work_dir, exist_ok=True)
     return args
