@@ -11,6 +11,7 @@ from conftest import (MMDET_CONFIGS, dataset_batch, random_batch,
                       random_model, robust_cfg)
 from mmdet.models.dense_heads import ATSSHead, YOLOV3Head
 from mmdet.models.task_modules.assigners import MaxIoUAssigner
+from mmdet.registry import MODELS
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
                                   RAPAttack, TaskLosses, dense_predictions)
 from mmdet_robust.attacks.base import image_generators
@@ -46,6 +47,33 @@ def test_gt_rescaled_on_copies_only(trained_checkpoint, detector):
         assert torch.equal(s.gt_instances.bboxes, o)  # metric's GT untouched
         assert s.scale_factor == pytest.approx((0.75, 0.75))
         assert torch.allclose(c.gt_instances.bboxes, o * 0.75)
+
+
+@pytest.mark.parametrize('attack, match', [
+    (dict(type='DAGAttack', max_iters=0), 'max_iters must be an integer'),
+    (dict(type='DAGAttack', iou_thr=0), r'iou_thr must be .* \(0, 1\]'),
+    (dict(type='DAGAttack', iou_thr='0.1'), 'iou_thr must be'),
+    (dict(type='DAGAttack', object_argmax='no'), 'object_argmax must be'),
+    (dict(type='DAGAttack', include_background=1), 'include_background'),
+    (dict(type='RAPAttack', score_thr=1.), r'score_thr .* \[0, 1\)'),
+    (dict(type='RAPAttack', iou_thr=-0.1), 'iou_thr must be'),
+    (dict(type='RAPAttack', shape_weight=-1), 'shape_weight must be'),
+    (dict(type='RAPAttack', shape_target=(0.5, 0.5)), 'shape_target'),
+    (dict(type='RAPAttack', shape_target=(0, 0, 'a', 0)), 'shape_target'),
+    (dict(type='RAPAttack', shape_target=(0, 0, float('inf'), 0)),
+     'shape_target'),
+])
+def test_bad_dense_attack_arguments_are_named(attack, match):
+    """Settings that would fail inside torch at the first batch (a
+    ``shape_target`` of the wrong length) or silently change the attack
+    (an IoU threshold no box can pass, a string read as True)."""
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(attack)
+
+
+def test_dense_attack_arguments_at_their_bounds_build():
+    assert RAPAttack(score_thr=0., iou_thr=0., shape_weight=0.).iou_thr == 0
+    assert DAGAttack(iou_thr=1).iou_thr == 1.
 
 
 @pytest.mark.parametrize('eps, steps, alpha', [

@@ -155,6 +155,10 @@ def test_std_domain_is_the_clean_batch(detector, train_batch):
     (dict(steps=0), 'steps must be'),
     (dict(steps=1.5), 'steps must be'),
     (dict(step_size=-1), 'step_size must be'),
+    (dict(eps=True), 'eps must be'),
+    (dict(random_start='no'), 'random_start must be True or False'),
+    (dict(eval_bn=1), 'eval_bn must be True or False'),
+    (dict(seed='0'), 'seed must be an integer'),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     init_default_scope('mmdet')

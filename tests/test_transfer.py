@@ -84,3 +84,10 @@ def test_missing_source_files_are_named_when_built(trained_checkpoint,
     kwargs[missing] = 'work_dirs/no_such_file'
     with pytest.raises(ValueError, match=f"{missing} 'work_dirs/no_such"):
         TransferAttack(**kwargs)
+
+
+@pytest.mark.parametrize('size', [300, (300, ), (300, 0), (300., 300)])
+def test_bad_source_input_size_is_named(trained_checkpoint, size):
+    path, _ = trained_checkpoint
+    with pytest.raises(ValueError, match='source_input_size must be'):
+        _transfer(path, source_input_size=size)

@@ -98,18 +98,34 @@ def gt_in_input_coords(data_samples: Sequence,
     return scaled
 
 
-def check_budget(name: str, value: float, low: float = 0.,
-                 high: float = 255.) -> float:
-    """``value`` in (low, high] pixel units, else a ValueError naming it."""
-    if not isinstance(value, (int, float)) or not low < value <= high:
-        raise ValueError(f'{name} must be a number in ({low:g}, {high:g}] '
-                         f'pixel units of [0, 255], got {value!r}')
-    return float(value)
+def check_range(name: str, value: float, low: float, high: float,
+                bounds: str = '(]', unit: str = '') -> float:
+    """``value`` a number in the interval from ``low`` to ``high``, ends
+    open or closed as ``bounds`` writes them (``'(]'``, ``'[)'``, ...),
+    else a ValueError naming it."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        above = low < value or (bounds[0] == '[' and value == low)
+        below = value < high or (bounds[1] == ']' and value == high)
+        if above and below:
+            return float(value)
+    raise ValueError(f'{name} must be a number in {bounds[0]}{low:g}, '
+                     f'{high:g}{bounds[1]}{unit}, got {value!r}')
 
 
-def check_steps(steps) -> int:
+def check_budget(name: str, value: float) -> float:
+    """``value`` in (0, 255] pixel units, else a ValueError naming it."""
+    return check_range(name, value, 0, 255, '(]', ' pixel units of [0, 255]')
+
+
+def check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f'{name} must be True or False, got {value!r}')
+    return value
+
+
+def check_steps(steps, name: str = 'steps') -> int:
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f'steps must be an integer >= 1, got {steps!r}')
+        raise ValueError(f'{name} must be an integer >= 1, got {steps!r}')
     return steps
 
 
@@ -175,6 +191,8 @@ class DetectorAttack:
     """
 
     def __init__(self, seed: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f'seed must be an integer, got {seed!r}')
         self.seed = seed
         self.last_stats: Dict[str, Tensor] = {}
 

@@ -12,7 +12,7 @@ from mmdet.models.task_modules.assigners import (ATSSAssigner, GridAssigner,
                                                  MaxIoUAssigner)
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from .base import check_budget, check_steps
+from .base import check_budget, check_flag, check_range, check_steps
 from .dense import DenseOutputAttack, DensePredictions, dense_predictions
 from .pixel_space import PixelSpace, project
 
@@ -122,12 +122,12 @@ class DAGAttack(DenseOutputAttack):
         super().__init__(seed=seed)
         self.eps = check_budget('eps', eps)
         self.gamma = check_budget('gamma', gamma)
-        self.max_iters = check_steps(max_iters)
-        if iou_thr is not None and not 0 < iou_thr <= 1:
-            raise ValueError(f'iou_thr must be in (0, 1], got {iou_thr!r}')
-        self.iou_thr = iou_thr
-        self.include_background = include_background
-        self.object_argmax = object_argmax
+        self.max_iters = check_steps(max_iters, 'max_iters')
+        self.iou_thr = None if iou_thr is None else check_range(
+            'iou_thr', iou_thr, 0, 1, '(]')
+        self.include_background = check_flag('include_background',
+                                             include_background)
+        self.object_argmax = check_flag('object_argmax', object_argmax)
         self._warned = False
 
     def target_priors(self, head, dense: DensePredictions,

@@ -1,5 +1,6 @@
 """RAP: Robust Adversarial Perturbation (Li et al., BMVC 2018), ATTACKS.md
 sec. 3, on the dense predictions of a one-stage head."""
+import math
 from typing import List, Sequence
 
 import torch
@@ -7,9 +8,21 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from .base import check_budget, check_steps, sign_pgd
+from .base import check_budget, check_range, check_steps, sign_pgd
 from .dense import DenseOutputAttack, dense_predictions
 from .pixel_space import PixelSpace
+
+
+def check_deltas(name: str, deltas) -> tuple:
+    """Four finite numbers ``(dx, dy, dw, dh)``, else a ValueError."""
+    ok = isinstance(deltas, (list, tuple)) and len(deltas) == 4 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v) for v in deltas)
+    if not ok:
+        raise ValueError(f'{name} must be 4 finite box deltas (dx, dy, dw, '
+                         f'dh) in the coder\'s normalised units, got '
+                         f'{deltas!r}')
+    return tuple(float(v) for v in deltas)
 
 
 @MODELS.register_module()
@@ -38,10 +51,11 @@ class RAPAttack(DenseOutputAttack):
         self.steps = check_steps(steps)
         self.step_size = check_budget(
             'step_size', self.eps / 10 if step_size is None else step_size)
-        self.score_thr = score_thr
-        self.iou_thr = iou_thr
-        self.shape_weight = shape_weight
-        self.shape_target = tuple(shape_target)
+        self.score_thr = check_range('score_thr', score_thr, 0, 1, '[)')
+        self.iou_thr = check_range('iou_thr', iou_thr, 0, 1, '[)')
+        self.shape_weight = check_range('shape_weight', shape_weight, 0,
+                                        float('inf'), '[)')
+        self.shape_target = check_deltas('shape_target', shape_target)
 
     def shape_set(self, detector, inputs: Tensor,
                   data_samples: Sequence) -> Tensor:

@@ -5,8 +5,8 @@ import torch
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import (DetectorAttack, check_budget, check_steps, sign_pgd,
-                   unwrap)
+from .base import (DetectorAttack, check_budget, check_flag, check_steps,
+                   sign_pgd, unwrap)
 from .pixel_space import PixelSpace, uniform_start
 from .task_losses import TaskLosses
 
@@ -53,7 +53,7 @@ class TaskDomainAttacker(DetectorAttack):
                  seed: int = 0,
                  eval_bn: bool = False) -> None:
         super().__init__(seed=seed)
-        self.eval_bn = eval_bn
+        self.eval_bn = check_flag('eval_bn', eval_bn)
         if domain not in self.DOMAINS:
             raise ValueError(f'unknown task domain {domain!r}; choose one of '
                              f'{self.DOMAINS}')
@@ -63,7 +63,7 @@ class TaskDomainAttacker(DetectorAttack):
         self.step_size = check_budget(
             'step_size', self.eps / self.steps
             if step_size is None else step_size)
-        self.random_start = random_start
+        self.random_start = check_flag('random_start', random_start)
         self.task_keys = task_keys
         self._losses: Optional[TaskLosses] = None
 

@@ -55,6 +55,13 @@ class TransferAttack(DetectorAttack):
         self.source_checkpoint = source_checkpoint
         self.attack = MODELS.build(copy.deepcopy(attack))
         self.eps = self.attack.eps
+        if source_input_size is not None and not (
+                isinstance(source_input_size, (list, tuple))
+                and len(source_input_size) == 2 and all(
+                    isinstance(v, int) and not isinstance(v, bool) and v > 0
+                    for v in source_input_size)):
+            raise ValueError('source_input_size must be (h, w), two '
+                             f'positive integers, got {source_input_size!r}')
         self.source_input_size = tuple(source_input_size) \
             if source_input_size else None
         self._source = None
