@@ -1,6 +1,7 @@
 import copy
 import json
 import os.path as osp
+import pickle
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from mmengine.structures import InstanceData
 
 from conftest import (MMDET_CONFIGS, dataset_batch, random_batch,
                       random_model, robust_cfg)
+from mmdet.evaluation import DumpDetResults
 from mmdet.models.dense_heads import ATSSHead, YOLOV3Head
 from mmdet.models.task_modules.assigners import MaxIoUAssigner
 from mmdet.registry import MODELS
@@ -461,4 +463,49 @@ def test_robust_eval_without_annotations_is_a_clear_error(
         if t['type'] != 'LoadAnnotations'
     ]
     with pytest.raises(ValueError, match='needs GT boxes'):
+        Runner.from_cfg(cfg).test()
+
+
+def _dumped(cfg, path):
+    """Run ``cfg``'s test as ``tools/test.py --out path`` does: a
+    ``DumpDetResults`` joins the test evaluator once the loop is built."""
+    runner = Runner.from_cfg(cfg)
+    runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=path))
+    metrics = runner.test()
+    with open(path, 'rb') as f:
+        return metrics, pickle.load(f)
+
+
+def test_out_dumps_the_clean_predictions(shapes_root, tmp_path,
+                                         trained_checkpoint):
+    """``--out`` belongs to the clean entry only: the attacks' evaluators
+    are copies of the config's, made before ``tools/test.py`` appends the
+    dump, so attacked predictions never overwrite the clean ones."""
+    path, _ = trained_checkpoint
+    cfg = robust_cfg(shapes_root, tmp_path / 'robust', path,
+                     cls_pgd=dict(type='PGDAttack', task='cls', steps=2))
+    metrics, robust = _dumped(cfg, str(tmp_path / 'robust.pkl'))
+    assert metrics['cls_pgd/pascal_voc/mAP'] < \
+        metrics['clean/pascal_voc/mAP']
+    stock_cfg = copy.deepcopy(cfg)
+    stock_cfg.test_cfg = dict(type='TestLoop')
+    stock_cfg.work_dir = str(tmp_path / 'stock')
+    _, stock = _dumped(stock_cfg, str(tmp_path / 'stock.pkl'))
+    assert len(robust) == len(stock) == 16
+    for ours, theirs in zip(robust, stock):
+        assert ours['img_id'] == theirs['img_id']
+        for key in ('bboxes', 'scores', 'labels'):
+            assert torch.allclose(ours['pred_instances'][key].float(),
+                                  theirs['pred_instances'][key].float())
+
+
+def test_test_time_augmentation_is_refused_by_name(shapes_root, tmp_path,
+                                                   trained_checkpoint):
+    """``tools/test.py --tta`` wraps the detector in ``DetTTAModel``."""
+    path, _ = trained_checkpoint
+    cfg = robust_cfg(shapes_root, tmp_path, path,
+                     cls_pgd=dict(type='PGDAttack', task='cls', steps=1))
+    cfg.model = dict(type='DetTTAModel', module=cfg.model, tta_cfg=dict(
+        nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    with pytest.raises(ValueError, match=r'test-time augmentation \(--tta'):
         Runner.from_cfg(cfg).test()

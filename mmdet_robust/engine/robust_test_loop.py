@@ -10,6 +10,7 @@ from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.logging import print_log
+from mmengine.model import BaseTTAModel
 from mmengine.runner import TestLoop, autocast
 
 from mmdet.registry import LOOPS, MODELS
@@ -114,6 +115,17 @@ def check_fp16_device(model, fp16: bool) -> None:
             'test_cfg.fp16).')
 
 
+def check_not_tta(model) -> None:
+    """``tools/test.py --tta`` wraps the detector in a ``BaseTTAModel``,
+    which predicts merged augmented views: an attack needs the detector
+    itself (one input, its losses), so name the flag, not the wrapper."""
+    if isinstance(unwrap(model), BaseTTAModel):
+        raise ValueError(
+            'RobustTestLoop does not support test-time augmentation (--tta): '
+            'attacks are generated on, and evaluated with, the detector '
+            'itself. Run without --tta (or drop tta_model from the model).')
+
+
 def check_annotations(data_samples: Sequence) -> None:
     """Attacks maximise losses against GT boxes: the test set needs them."""
     for sample in data_samples:
@@ -183,6 +195,7 @@ class RobustTestLoop(TestLoop):
             raise ValueError(EMPTY_TEST_SET) from err
         if len(self.dataloader.dataset) == 0:
             raise ValueError(EMPTY_TEST_SET)
+        check_not_tta(runner.model)
         check_fp16_device(runner.model, fp16)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
         self.attack_cfgs = attack_cfgs = attack_configs(attacks, sweep)
