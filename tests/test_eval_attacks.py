@@ -16,9 +16,8 @@ from mmdet.models.task_modules.assigners import MaxIoUAssigner
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
                                   RAPAttack, TaskLosses, dense_predictions)
-from mmdet_robust.attacks.base import image_generators
-from mmdet_robust.engine.robust_test_loop import (expand_sweep,
-                                                  gt_in_input_coords)
+from mmdet_robust.attacks.base import gt_in_input_coords, image_generators
+from mmdet_robust.engine.robust_test_loop import expand_sweep
 
 EPS = 8.
 SIGMOID_CONFIGS = {  # RetinaNet-style heads: sigmoid classes, focal loss

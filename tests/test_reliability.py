@@ -29,7 +29,7 @@ from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,
                                   TaskLosses)
 from mmdet_robust.checkpoint import (CheckpointMismatchError,
                                      check_state_dict_fits, safe_torch_load)
-from mmdet_robust.engine.robust_test_loop import build_attack
+from mmdet_robust.engine.attacked_evaluation import build_attack
 from mmdet_robust.tools.demo import MMDET_TOOLS
 
 EPS = 8.

@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 from conftest import REPO, ROBUST_CFG, TINY_STD, dataset_batch
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
-from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
+from mmdet_robust.attacks.base import gt_in_input_coords
 
 
 @pytest.fixture

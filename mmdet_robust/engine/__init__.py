@@ -3,9 +3,11 @@ from .loops import (AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop,
                     build_adv_training_loop)
 from .optim_wrapper import FiniteLossOptimWrapper
 from .robust_test_loop import RobustTestLoop, expand_sweep
+from .robust_val_loop import RobustValLoop
 
 __all__ = [
     'AdvEpochBasedTrainLoop', 'AdvIterBasedTrainLoop', 'AdvTrainingHook',
     'CheckpointFitHook', 'FiniteLossOptimWrapper', 'RNGStateHook',
-    'RobustTestLoop', 'build_adv_training_loop', 'expand_sweep'
+    'RobustTestLoop', 'RobustValLoop', 'build_adv_training_loop',
+    'expand_sweep'
 ]

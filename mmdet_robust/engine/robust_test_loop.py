@@ -1,26 +1,19 @@
 """Clean and adversarial evaluation in one pass over the test set."""
-import copy
 import json
 import os
 import os.path as osp
-import time
-from collections import defaultdict
 from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
-import torch
 from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel
-from mmengine.runner import TestLoop, autocast
+from mmengine.runner import TestLoop
 
-from mmdet.registry import LOOPS, MODELS
-from ..attacks.base import gt_in_input_coords, unwrap
-from ..attacks.task_losses import TaskKeyError
-from ..evaluation.coco import (share_coco_annotations,
-                               with_no_detection_metrics)
+from mmdet.registry import LOOPS
+from ..attacks.base import unwrap
 from ..evaluation.report import RobustnessReport
+from .attacked_evaluation import AttackedEvaluation, flat_metrics
 from .hooks import CheckpointFitHook, ensure_hook
-from .loops import preprocessed
 
 
 def expand_sweep(tasks: Sequence[str] = ('cls', 'loc'),
@@ -67,38 +60,6 @@ def attack_configs(attacks: Optional[dict] = None,
     return cfgs
 
 
-def build_attack(name: str, cfg: dict, detector=None):
-    """Build one entry of ``test_cfg.attacks`` and check that it can run on
-    ``detector`` (if given); errors name the entry."""
-    def named(err: Exception) -> Exception:
-        return type(err)(f'attack {name!r} of test_cfg.attacks: {err}')
-
-    try:
-        attack = MODELS.build(copy.deepcopy(cfg))
-    except KeyError as err:  # the registry's "X is not in the ... registry"
-        raise ValueError(f'attack {name!r} of test_cfg.attacks: unknown '
-                         f'type {cfg.get("type")!r} ({err})') from None
-    except (TypeError, ValueError) as err:
-        raise named(err) from None
-    if detector is not None:
-        try:
-            attack.check(detector)
-        except (TypeError, ValueError, TaskKeyError) as err:
-            raise named(err) from None
-    return attack
-
-
-def predict_preprocessed(model, inputs, data_samples: Sequence,
-                         fp16: bool = False) -> list:
-    """``model.test_step`` on an already preprocessed (clean or adversarial)
-    batch; predictions go to copies of ``data_samples``."""
-    detector = unwrap(model)
-    data = dict(inputs=inputs, data_samples=[s.clone() for s in data_samples])
-    with torch.no_grad(), autocast(enabled=fp16), \
-            preprocessed(detector.data_preprocessor):
-        return model.test_step(data)
-
-
 EMPTY_TEST_SET = ('the test set is empty: check test_dataloader.dataset '
                   '(data_root, ann_file, indices)')
 
@@ -126,19 +87,6 @@ def check_not_tta(model) -> None:
             'itself. Run without --tta (or drop tta_model from the model).')
 
 
-def check_annotations(data_samples: Sequence) -> None:
-    """Attacks maximise losses against GT boxes: the test set needs them."""
-    for sample in data_samples:
-        gt = sample.get('gt_instances')
-        if gt is None or 'bboxes' not in gt or 'labels' not in gt:
-            raise ValueError(
-                'robust evaluation needs GT boxes: the attacks maximise '
-                'losses against the annotations, but the test samples have '
-                'none. Use an annotated test split (e.g. VOC2007 test, COCO '
-                "val; not VOC2012 test) and put dict(type='LoadAnnotations', "
-                'with_bbox=True) in the test pipeline.')
-
-
 class FinishedEntry(NamedTuple):
     """One entry of an earlier run's report, as read back from its JSON."""
     metrics: dict
@@ -152,10 +100,9 @@ class RobustTestLoop(TestLoop):
     """``TestLoop`` that also evaluates every configured attack.
 
     For each test batch: the clean predictions, then per attack the
-    adversarial batch (generated with gradients enabled inside the otherwise
-    no-grad test loop, on GT copies scaled to the network input) and its
-    predictions, each fed to its own copy of the test evaluator (so DDP
-    gathering works as in mmengine). Metrics are reported as
+    adversarial batch and its predictions, each fed to its own copy of the
+    test evaluator (:class:`AttackedEvaluation`; DDP gathering works as in
+    mmengine). Metrics are reported as
     ``clean/pascal_voc/mAP``, ``cls_pgd/pascal_voc/mAP``, ... and the
     attack x mAP table is logged and written to ``<work_dir>/robustness.json``
     and ``.md``.
@@ -198,21 +145,15 @@ class RobustTestLoop(TestLoop):
         check_not_tta(runner.model)
         check_fp16_device(runner.model, fp16)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
-        self.attack_cfgs = attack_cfgs = attack_configs(attacks, sweep)
-        detector = unwrap(runner.model)
-        self.attacks = {name: build_attack(name, cfg, detector)
-                        for name, cfg in attack_cfgs.items()}
-        self.evaluators = {'clean': self.evaluator}
-        for name in self.attacks:
-            ev = runner.build_evaluator(copy.deepcopy(evaluator))
-            ev.dataset_meta = self.evaluator.dataset_meta
-            share_coco_annotations(ev, self.evaluator)
-            self.evaluators[name] = ev
+        self.attack_cfgs = attack_configs(attacks, sweep)
+        self.entries = AttackedEvaluation(runner, self.evaluator, evaluator,
+                                          self.attack_cfgs,
+                                          'test_cfg.attacks', fp16)
+        self.attacks = self.entries.attacks
+        self.evaluators = self.entries.evaluators
         self.report_name = report_name
         self.per_attack_passes = per_attack_passes
         self.resume = resume
-        self._seconds = defaultdict(float)  # per entry, on this process
-        self._images = defaultdict(int)
         self._reused_seconds = {}
 
     @property
@@ -287,17 +228,13 @@ class RobustTestLoop(TestLoop):
         for names in passes:
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch, names)
-            results.update({name: with_no_detection_metrics(
-                self.evaluators[name], self.evaluators[name].evaluate(size),
-                name) for name in names})
+            results.update(self.entries.evaluate(size, names))
             if is_main_process():  # each finished pass is saved at once
                 self._report(results, log=names is passes[-1])
         per_attack = {name: results[name] for name in self.evaluators}
         if is_main_process() and not passes:
             self._report(per_attack, log=True)
-        metrics = {f'{name}/{key}': value
-                   for name, m in per_attack.items()
-                   for key, value in m.items()}
+        metrics = flat_metrics(per_attack)
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
@@ -305,54 +242,17 @@ class RobustTestLoop(TestLoop):
     def run_iter(self, idx, data_batch: Sequence[dict],
                  names: Optional[Sequence[str]] = None) -> None:
         """Evaluate ``names`` (default: clean and every attack) on a batch."""
-        names = list(self.evaluators) if names is None else names
         self.runner.call_hook(
             'before_test_iter', batch_idx=idx, data_batch=data_batch)
-        attacks = [name for name in names if name != 'clean']
-        if attacks:
-            check_annotations(data_batch['data_samples'])
-        model = self.runner.model
-        detector = unwrap(model)
-        with torch.no_grad():
-            data = detector.data_preprocessor(data_batch, False)
-        outputs = None
-        if 'clean' in names:
-            start = time.perf_counter()
-            outputs = predict_preprocessed(model, data['inputs'],
-                                           data['data_samples'], self.fp16)
-            self.evaluator.process(data_samples=outputs,
-                                   data_batch=data_batch)
-            self._clock('clean', start, len(outputs))
-        if attacks:
-            to_attack = dict(data, data_samples=gt_in_input_coords(
-                data['data_samples']))
-        for name in attacks:
-            start = time.perf_counter()
-            with autocast(enabled=self.fp16):
-                adv = self.attacks[name](detector, to_attack)
-            adv_outputs = predict_preprocessed(
-                model, adv['inputs'], data['data_samples'], self.fp16)
-            self.evaluators[name].process(
-                data_samples=adv_outputs, data_batch=data_batch)
-            self._clock(name, start, len(adv_outputs))
-            outputs = adv_outputs if outputs is None else outputs
+        outputs = self.entries.process(self.runner.model, data_batch, names)
         self.runner.call_hook(
             'after_test_iter', batch_idx=idx, data_batch=data_batch,
             outputs=outputs)
 
-    def _clock(self, name: str, start: float, images: int) -> None:
-        """Add the time since ``start`` to entry ``name``. The metric's
-        ``process`` has moved the predictions to the CPU by then, so on a
-        GPU the kernels have finished."""
-        self._seconds[name] += time.perf_counter() - start
-        self._images[name] += images
-
     def seconds_per_image(self) -> Dict[str, Optional[float]]:
         """Wall time per test image of each entry this run computed (or the
         earlier run it reused), on this process."""
-        timed = {name: self._seconds[name] / self._images[name]
-                 for name in self._images}
-        return dict(self._reused_seconds, **timed)
+        return dict(self._reused_seconds, **self.entries.seconds_per_image())
 
     def _report(self, results: Dict[str, dict], log: bool = True) -> None:
         """Write this run's entries (in config order) and the kept ones of

@@ -16,8 +16,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet_robust.attacks import DensePredictions, dense_predictions
-from mmdet_robust.attacks.base import check_budget
-from mmdet_robust.engine.robust_test_loop import gt_in_input_coords
+from mmdet_robust.attacks.base import check_budget, gt_in_input_coords
 from mmdet_robust.evaluation.report import atomic_write
 
 

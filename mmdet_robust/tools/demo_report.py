@@ -12,9 +12,9 @@ from mmengine.registry import init_default_scope
 
 from mmdet.registry import DATASETS, MODELS
 from mmdet.visualization import DetLocalVisualizer
+from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.checkpoint import safe_torch_load
-from mmdet_robust.engine.robust_test_loop import (gt_in_input_coords,
-                                                  predict_preprocessed)
+from mmdet_robust.engine.attacked_evaluation import predict_preprocessed
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.demo import MTD_INITS
 from mmdet_robust.tools.plot_sweep import plot_sweeps, sweep_curves

@@ -1,0 +1,165 @@
+"""Clean and attacked predictions of each batch, every entry scored by its
+own copy of the evaluator: what ``RobustTestLoop`` and ``RobustValLoop``
+share."""
+import copy
+import time
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.runner import autocast
+
+from mmdet.registry import MODELS
+from ..attacks.base import gt_in_input_coords, unwrap
+from ..attacks.task_losses import TaskKeyError
+from ..evaluation.coco import (share_coco_annotations,
+                               with_no_detection_metrics)
+from .loops import preprocessed
+
+
+def build_attack(name: str, cfg: dict, detector=None,
+                 where: str = 'test_cfg.attacks'):
+    """Build entry ``name`` of the loop's attacks (config path ``where``)
+    and check that it can run on ``detector`` (if given); errors name the
+    entry."""
+    def named(err: Exception) -> Exception:
+        return type(err)(f'attack {name!r} of {where}: {err}')
+
+    try:
+        attack = MODELS.build(copy.deepcopy(cfg))
+    except KeyError as err:  # the registry's "X is not in the ... registry"
+        raise ValueError(f'attack {name!r} of {where}: unknown '
+                         f'type {cfg.get("type")!r} ({err})') from None
+    except (TypeError, ValueError) as err:
+        raise named(err) from None
+    if detector is not None:
+        try:
+            attack.check(detector)
+        except (TypeError, ValueError, TaskKeyError) as err:
+            raise named(err) from None
+    return attack
+
+
+def predict_preprocessed(model, inputs, data_samples: Sequence,
+                         fp16: bool = False) -> list:
+    """``model.test_step`` on an already preprocessed (clean or adversarial)
+    batch; predictions go to copies of ``data_samples``."""
+    detector = unwrap(model)
+    data = dict(inputs=inputs, data_samples=[s.clone() for s in data_samples])
+    with torch.no_grad(), autocast(enabled=fp16), \
+            preprocessed(detector.data_preprocessor):
+        return model.test_step(data)
+
+
+def check_annotations(data_samples: Sequence) -> None:
+    """Attacks maximise losses against GT boxes: the test set needs them."""
+    for sample in data_samples:
+        gt = sample.get('gt_instances')
+        if gt is None or 'bboxes' not in gt or 'labels' not in gt:
+            raise ValueError(
+                'robust evaluation needs GT boxes: the attacks maximise '
+                'losses against the annotations, but the test samples have '
+                'none. Use an annotated test split (e.g. VOC2007 test, COCO '
+                "val; not VOC2012 test) and put dict(type='LoadAnnotations', "
+                'with_bbox=True) in the test pipeline.')
+
+
+def flat_metrics(results: Dict[str, dict]) -> Dict[str, float]:
+    """``{entry: {key: value}}`` as the loops report it: ``entry/key``
+    (``clean/pascal_voc/mAP``, ``cls_pgd/pascal_voc/mAP``, ...)."""
+    return {f'{name}/{key}': value
+            for name, metrics in results.items()
+            for key, value in metrics.items()}
+
+
+class AttackedEvaluation:
+    """The entries ``clean`` and one per attack, each with its evaluator.
+
+    Per batch (:meth:`process`): the clean predictions, then per attack the
+    adversarial batch (generated with gradients enabled inside the no-grad
+    loop, on GT copies scaled to the network input, so the metric's samples
+    are untouched) and its predictions. Each attack's evaluator is built
+    from ``evaluator_cfg`` when this is built, before a tool adds metrics
+    to the clean one (``tools/test.py --out``); ``CocoMetric`` copies share
+    the clean one's annotation index.
+
+    Args:
+        runner: the runner (its model and ``build_evaluator``).
+        evaluator: the loop's evaluator, which scores the clean entry.
+        evaluator_cfg: the config (or evaluator) it was built from.
+        attacks: ``{name: attack config}``, in report order.
+        where: the config path of ``attacks``, for error messages.
+        fp16: predict and attack under autocast.
+    """
+
+    def __init__(self, runner, evaluator, evaluator_cfg,
+                 attacks: Dict[str, dict], where: str,
+                 fp16: bool = False) -> None:
+        detector = unwrap(runner.model)
+        self.attacks = {name: build_attack(name, cfg, detector, where)
+                        for name, cfg in attacks.items()}
+        self.evaluators = {'clean': evaluator}
+        for name in self.attacks:
+            ev = runner.build_evaluator(copy.deepcopy(evaluator_cfg))
+            ev.dataset_meta = evaluator.dataset_meta
+            share_coco_annotations(ev, evaluator)
+            self.evaluators[name] = ev
+        self.fp16 = fp16
+        self._seconds = defaultdict(float)  # per entry, on this process
+        self._images = defaultdict(int)
+
+    def process(self, model, data_batch: dict,
+                names: Optional[Sequence[str]] = None) -> List:
+        """Predict and score entries ``names`` (default: all) on one batch
+        of the dataloader; returns the first entry's predictions (for the
+        loop's hooks)."""
+        names = list(self.evaluators) if names is None else names
+        attacks = [name for name in names if name != 'clean']
+        if attacks:
+            check_annotations(data_batch['data_samples'])
+        detector = unwrap(model)
+        with torch.no_grad():
+            data = detector.data_preprocessor(data_batch, False)
+        outputs = None
+        if 'clean' in names:
+            start = time.perf_counter()
+            outputs = predict_preprocessed(model, data['inputs'],
+                                           data['data_samples'], self.fp16)
+            self.evaluators['clean'].process(data_samples=outputs,
+                                             data_batch=data_batch)
+            self._clock('clean', start, len(outputs))
+        if attacks:
+            to_attack = dict(data, data_samples=gt_in_input_coords(
+                data['data_samples']))
+        for name in attacks:
+            start = time.perf_counter()
+            with autocast(enabled=self.fp16):
+                adv = self.attacks[name](detector, to_attack)
+            adv_outputs = predict_preprocessed(
+                model, adv['inputs'], data['data_samples'], self.fp16)
+            self.evaluators[name].process(
+                data_samples=adv_outputs, data_batch=data_batch)
+            self._clock(name, start, len(adv_outputs))
+            outputs = adv_outputs if outputs is None else outputs
+        return outputs
+
+    def evaluate(self, size: int, names: Optional[Sequence[str]] = None
+                 ) -> Dict[str, dict]:
+        """``{name: metrics}`` of entries ``names`` (default: all) over the
+        ``size`` samples processed (gathered across ranks)."""
+        names = list(self.evaluators) if names is None else names
+        return {name: with_no_detection_metrics(
+            self.evaluators[name], self.evaluators[name].evaluate(size), name)
+            for name in names}
+
+    def _clock(self, name: str, start: float, images: int) -> None:
+        """Add the time since ``start`` to entry ``name``. The metric's
+        ``process`` has moved the predictions to the CPU by then, so on a
+        GPU the kernels have finished."""
+        self._seconds[name] += time.perf_counter() - start
+        self._images[name] += images
+
+    def seconds_per_image(self) -> Dict[str, float]:
+        """Wall time per image of each entry processed, on this process."""
+        return {name: self._seconds[name] / self._images[name]
+                for name in self._images}
