@@ -2,6 +2,7 @@ import filecmp
 import json
 import os
 import os.path as osp
+import re
 from collections import Counter
 from xml.etree import ElementTree as ET
 
@@ -87,6 +88,23 @@ def test_cli_is_idempotent_and_validates(tmp_path, capsys):
     assert 'synthetic VOC tree ready' in capsys.readouterr().out
     with pytest.raises(ValueError, match='min_obj'):
         make_shapes(out, min_obj=3, max_obj=2)
+
+
+@pytest.mark.parametrize('argv, match', [
+    (['--num-test', '-3'], 'num_test >= 0'),
+    (['--num-train', '0', '--num-test', '0'], 'at least one image'),
+    (['--empty-prob', '1.5'], r'empty_prob must be a probability in \[0, 1\]'),
+    (['--size', '8'], 'image size must be >= 32'),
+    (['--min-obj', '3', '--max-obj', '1'], 'min_obj <= max_obj'),
+])
+def test_cli_names_bad_arguments_before_writing(tmp_path, capsys, argv,
+                                                match):
+    out = tmp_path / 'bad'
+    with pytest.raises(SystemExit) as exit_:
+        main(['--out', str(out), *argv])
+    assert exit_.value.code == 2  # argparse's usage error, no traceback
+    assert re.search(match, capsys.readouterr().err)
+    assert not out.exists()
 
 
 def test_class_names_stand_in_for_voc(tmp_path):

@@ -189,10 +189,17 @@ def _annotation_xml(name: str, size: int, objects: Sequence[Tuple[str, Box]],
     return ET.ElementTree(root)
 
 
-def _check_arguments(size: int, min_obj: int, max_obj: int, noise: float,
-                     texture: float, outline_contrast: float,
+def _check_arguments(num_train: int, num_test: int, size: int,
+                     min_obj: int, max_obj: int, empty_prob: float,
+                     noise: float, texture: float, outline_contrast: float,
                      class_names: Sequence[str]) -> None:
     """Refuse arguments :func:`make_shapes` cannot honour, naming them."""
+    if min(num_train, num_test) < 0 or num_train + num_test == 0:
+        raise ValueError(f'need num_train, num_test >= 0 and at least one '
+                         f'image, got {num_train}, {num_test}')
+    if not 0 <= empty_prob <= 1:
+        raise ValueError(f'empty_prob must be a probability in [0, 1], got '
+                         f'{empty_prob!r}')
     if not 1 <= min_obj <= max_obj:
         raise ValueError(f'need 1 <= min_obj <= max_obj, got {min_obj}, '
                          f'{max_obj}')
@@ -240,8 +247,9 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     order of generation.
     """
     class_names = list(class_names or SHAPES_CLASSES)
-    _check_arguments(size, min_obj, max_obj, noise, texture,
-                     outline_contrast, class_names)
+    _check_arguments(num_train, num_test, size, min_obj, max_obj,
+                     empty_prob, noise, texture, outline_contrast,
+                     class_names)
     params = dict(num_train=num_train, num_test=num_test, size=size,
                   seed=seed, min_obj=min_obj, max_obj=max_obj,
                   empty_prob=empty_prob, classes=class_names, noise=noise)
@@ -278,7 +286,7 @@ def make_shapes(out: str, num_train: int = 500, num_test: int = 100,
     return devkit
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', default='data/shapes',
                         help='root; VOCdevkit/ is written inside it')
@@ -306,15 +314,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'white (1)')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if the tree is up to date')
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args(argv)
-    devkit = make_shapes(args.out, args.num_train, args.num_test, args.size,
-                         args.seed, args.min_obj, args.max_obj,
-                         args.empty_prob, args.class_names, args.noise,
-                         args.texture, args.outline_contrast, args.force)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:  # the arguments are checked before anything is written
+        devkit = make_shapes(args.out, args.num_train, args.num_test,
+                             args.size, args.seed, args.min_obj,
+                             args.max_obj, args.empty_prob, args.class_names,
+                             args.noise, args.texture, args.outline_contrast,
+                             args.force)
+    except ValueError as err:
+        parser.error(str(err))
     print(f'synthetic VOC tree ready: {devkit} '
           f'({args.num_train} trainval, {args.num_test} test, '
           f'classes {tuple(args.class_names or SHAPES_CLASSES)})')
