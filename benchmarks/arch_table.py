@@ -18,6 +18,7 @@ import torch
 from mmengine.analysis import get_model_complexity_info
 
 from bench_adv import Bench, input_size, timed, write_json
+from mmdet_robust.tools.cli import nonnegative_int, positive_int
 
 ARCHS = (
     ('SSD300', 'VGG16-BN', 'configs/ssd300_vgg16_std_voc.py'),
@@ -50,9 +51,9 @@ def measure(config: str, batch: int, iters: int, warmup: int,
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--batch', type=int, default=2)
-    parser.add_argument('--iters', type=int, default=2)
-    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--batch', type=positive_int, default=2)
+    parser.add_argument('--iters', type=positive_int, default=2)
+    parser.add_argument('--warmup', type=nonnegative_int, default=1)
     parser.add_argument('--cpu', action='store_true')
     parser.add_argument('--only', nargs='*', help='config paths to keep')
     parser.add_argument('--out', default=None, help='JSON file')

@@ -49,6 +49,8 @@ from mmdet_robust.attacks import PGDAttack, TaskDomainAttacker, TaskLosses
 from mmdet_robust.attacks.base import attack_mode
 from mmdet_robust.attacks.task_losses import shared_targets
 from mmdet_robust.engine.loops import adversarial_train_step
+from mmdet_robust.tools.cli import (existing_file, nonnegative_int,
+                                    positive_int)
 
 DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
 
@@ -290,13 +292,13 @@ def peak_rss_of(bench: Bench, domain: str) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--batch', type=int, default=2)
-    parser.add_argument('--size', type=int, default=None,
+    parser.add_argument('config', type=existing_file)
+    parser.add_argument('--batch', type=positive_int, default=2)
+    parser.add_argument('--size', type=positive_int, default=None,
                         help='input side in pixels (default: from config)')
-    parser.add_argument('--iters', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--pgd-steps', type=int, default=20)
+    parser.add_argument('--iters', type=positive_int, default=5)
+    parser.add_argument('--warmup', type=nonnegative_int, default=2)
+    parser.add_argument('--pgd-steps', type=positive_int, default=20)
     parser.add_argument('--cpu', action='store_true')
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--channels-last', action='store_true')

@@ -33,6 +33,7 @@ from bench_adv import (Bench, bare_passes, input_size,  # noqa: E402
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,  # noqa
                                   TaskDomainAttacker, TaskLosses)
 from mmdet_robust.attacks.pixel_space import PixelSpace  # noqa: E402
+from mmdet_robust.tools.cli import existing_file, positive_int  # noqa: E402
 
 EPS = 8.
 
@@ -109,9 +110,9 @@ def check_attack(model, data, name: str, attack, task) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--batch', type=int, default=8)
-    parser.add_argument('--size', type=int, default=None)
+    parser.add_argument('config', type=existing_file)
+    parser.add_argument('--batch', type=positive_int, default=8)
+    parser.add_argument('--size', type=positive_int, default=None)
     parser.add_argument('--cpu', action='store_true')
     parser.add_argument('--out', default=None, help='JSON file')
     args = parser.parse_args(argv)

@@ -144,8 +144,8 @@ def test_tools_run_on_the_real_ssd300_config(voc_tree, tmp_path):
 @pytest.mark.parametrize('tool', [attack_margins, task_domains,
                                   task_gradients, task_interaction])
 @pytest.mark.parametrize('extra, match', [
-    (['missing.pth'], "checkpoint 'missing.pth' is not a file"),
-    (['--num-images', '0'], '--num-images must be at least 1'),
+    (['missing.pth'], "checkpoint: 'missing.pth' is not a file"),
+    (['--num-images', '0'], "--num-images: expected an integer >= 1"),
     (['--eps', '300'],
      r'--eps must be a number in \(0, 255\] pixel units .*, got 300'),
 ])

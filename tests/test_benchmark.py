@@ -80,3 +80,24 @@ def test_bench_input_size_is_the_configs_test_resize(config, size):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.input_size(osp.join(REPO, 'configs', config)) == size
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('script, argv, match', [
+    ('bench_adv.py', ['configs/nope.py'], "config: 'configs/nope.py' is not"),
+    ('bench_adv.py', ['configs/tiny_ssd_std_shapes.py', '--iters', '0'],
+     "--iters: expected an integer >= 1, got '0'"),
+    ('bench_adv.py', ['configs/tiny_ssd_std_shapes.py', '--warmup', '-1'],
+     "--warmup: expected an integer >= 0, got '-1'"),
+    ('arch_table.py', ['--batch', 'two'],
+     "--batch: expected an integer >= 1, got 'two'"),
+    ('gpu_checks.py', ['nope.py'], "config: 'nope.py' is not a file"),
+])
+def test_benchmarks_check_their_arguments_first(script, argv, match):
+    """A bad flag is a usage error (exit 2), not a traceback from the
+    benchmark's first iteration (``--iters 0`` failed in ``statistics``)."""
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'benchmarks', script), *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert match in proc.stderr and 'Traceback' not in proc.stderr

@@ -163,8 +163,8 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize('argv, env, match', [
-    (['--eval-images', '0'], {}, "positive number of images, got '0'"),
-    ([], {'DEMO_EVAL_IMAGES': 'all'}, "positive number of images, got 'all'"),
+    (['--eval-images', '0'], {}, "an integer >= 1, got '0'"),
+    ([], {'DEMO_EVAL_IMAGES': 'all'}, "an integer >= 1, got 'all'"),
     ([], {'DEMO_MTD_INIT': 'half'}, "DEMO_MTD_INIT='half': choose one of"),
     (['--eval-config', 'configs/robust_eval/nope.py'], {},
      "--eval-config 'configs/robust_eval/nope.py' is not a file"),

@@ -18,16 +18,17 @@ from mmdet.registry import DATASETS, MODELS
 from mmdet_robust.attacks import DensePredictions, dense_predictions
 from mmdet_robust.attacks.base import check_budget, gt_in_input_coords
 from mmdet_robust.evaluation.report import atomic_write
+from mmdet_robust.tools.cli import existing_file, positive_int
 
 
 def analysis_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument('config')
+    parser.add_argument('config', type=existing_file)
     parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='omit for random weights')
+                        type=existing_file, help='omit for random weights')
     parser.add_argument('--work-dir', default='work_dirs/analysis')
     parser.add_argument('--data-root', default=None)
-    parser.add_argument('--num-images', type=int, default=16)
+    parser.add_argument('--num-images', type=positive_int, default=16)
     parser.add_argument('--eps', type=float, default=8.)
     return parser
 
@@ -81,13 +82,6 @@ def parse(parser: argparse.ArgumentParser,
           argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The tool's arguments, checked before any model is built."""
     args = parser.parse_args(argv)
-    for name in ('config', 'checkpoint'):
-        path = getattr(args, name)
-        if path and not osp.isfile(path):
-            parser.error(f'{name} {path!r} is not a file')
-    if args.num_images < 1:
-        parser.error(f'--num-images must be at least 1, got '
-                     f'{args.num_images}')
     try:
         check_budget('--eps', args.eps)  # the attacks' own bound
     except ValueError as err:

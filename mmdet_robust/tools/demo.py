@@ -39,6 +39,7 @@ from mmengine.config import Config, DictAction
 from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
                                                   json_normalised)
+from mmdet_robust.tools.cli import positive_int
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -234,17 +235,6 @@ class Demo:
         print(open(osp.join(self.work_dir, 'report.md')).read()
               .split('## Sweeps')[0])
         print(f'[demo] report: {osp.join(self.work_dir, "report.md")}')
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f'expected a positive number of images, got {text!r}')
-    return value
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
