@@ -1,6 +1,7 @@
 """Distributed runs on 2 CPU processes (gloo).
 
-Robust evaluation gives the same numbers on 1 and on 2 processes: attack
+Robust evaluation (``RobustTestLoop``, and ``RobustValLoop`` as training
+validates) gives the same numbers on 1 and on 2 processes: attack
 randomness is seeded per image, not per process, and each attack's
 evaluator gathers results across ranks as mmengine's does. Adversarial
 training under mmengine's DDP wrapper keeps the ranks' parameters equal.
@@ -33,18 +34,22 @@ ATTACKS = dict(
     dag=dict(type='DAGAttack', eps=8., max_iters=5))
 
 
-def _evaluate(shapes_root, checkpoint, work_dir):
+def _evaluate(shapes_root, checkpoint, work_dir, loop):
+    """``RobustTestLoop`` (``loop='test'``) or ``RobustValLoop``
+    (``'val'``, as training runs it) under :data:`ATTACKS`."""
     cfg = robust_cfg(shapes_root, work_dir, checkpoint, **ATTACKS)
-    cfg.test_dataloader.batch_size = 1
-    return Runner.from_cfg(cfg).test()
+    cfg.test_dataloader.batch_size = cfg.val_dataloader.batch_size = 1
+    cfg.val_cfg = dict(type='RobustValLoop', attacks=ATTACKS)
+    runner = Runner.from_cfg(cfg)
+    return runner.test() if loop == 'test' else runner.val()
 
 
-def _worker(rank, shapes_root, checkpoint, work_dir, port):
+def _worker(rank, shapes_root, checkpoint, work_dir, port, loop):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                       OMP_NUM_THREADS='1')
     dist.init_process_group('gloo', rank=rank, world_size=2)
     try:
-        metrics = _evaluate(shapes_root, checkpoint, work_dir)
+        metrics = _evaluate(shapes_root, checkpoint, work_dir, loop)
         with open(osp.join(work_dir, f'metrics_{rank}.json'), 'w') as f:
             json.dump(metrics, f)
     finally:
@@ -52,20 +57,24 @@ def _worker(rank, shapes_root, checkpoint, work_dir, port):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('loop, port', [('test', 29533), ('val', 29537)])
 def test_one_and_two_processes_agree(shapes_root, trained_checkpoint,
-                                     tmp_path):
+                                     tmp_path, loop, port):
     path, _ = trained_checkpoint
-    one = _evaluate(shapes_root, path, str(tmp_path / 'one'))
+    one = _evaluate(shapes_root, path, str(tmp_path / 'one'), loop)
+    assert set(one) >= {f'{name}/pascal_voc/mAP'
+                        for name in ('clean', *ATTACKS)}
     work = str(tmp_path / 'two')
     os.makedirs(work)
-    mp.spawn(_worker, args=(shapes_root, path, work, 29533), nprocs=2)
+    mp.spawn(_worker, args=(shapes_root, path, work, port, loop), nprocs=2)
     for rank in (0, 1):  # every rank gets the gathered metrics
         two = json.load(open(osp.join(work, f'metrics_{rank}.json')))
         assert set(two) == set(one)
         for key, value in one.items():
             assert two[key] == pytest.approx(value, abs=1e-6), key
-    report = json.load(open(osp.join(work, 'robustness.json')))
-    assert set(report['mAP']) == {'clean', *ATTACKS}
+    if loop == 'test':
+        report = json.load(open(osp.join(work, 'robustness.json')))
+        assert set(report['mAP']) == {'clean', *ATTACKS}
 
 
 @MODEL_WRAPPERS.register_module(force=True)
