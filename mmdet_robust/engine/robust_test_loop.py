@@ -64,16 +64,17 @@ EMPTY_TEST_SET = ('the test set is empty: check test_dataloader.dataset '
                   '(data_root, ann_file, indices)')
 
 
-def check_fp16_device(model, fp16: bool) -> None:
+def check_fp16_device(model, fp16: bool, where: str = 'test_cfg') -> None:
     """``fp16`` evaluation needs CUDA: on the CPU autocast computes in
     bfloat16, which mmcv's CPU nms (every dense head's ``predict``) rejects
-    deep inside MMDetection, after the checkpoint has loaded."""
+    deep inside MMDetection, after the checkpoint has loaded. ``where``:
+    the loop's config key, for the message."""
     if fp16 and next(unwrap(model).parameters()).device.type == 'cpu':
         raise ValueError(
-            'test_cfg.fp16=True needs a CUDA device: on the CPU autocast '
+            f'{where}.fp16=True needs a CUDA device: on the CPU autocast '
             "runs in bfloat16, which mmcv's CPU nms (used by the detector's "
-            'predict) does not take. Evaluate in fp32 on the CPU (drop '
-            'test_cfg.fp16).')
+            f'predict) does not take. Evaluate in fp32 on the CPU (drop '
+            f'{where}.fp16).')
 
 
 def check_not_tta(model) -> None:

@@ -33,7 +33,7 @@ class RobustValLoop(ValLoop):
     def __init__(self, runner, dataloader, evaluator,
                  attacks: Optional[dict] = None, fp16: bool = False) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
-        check_fp16_device(runner.model, fp16)
+        check_fp16_device(runner.model, fp16, 'val_cfg')
         self.entries = AttackedEvaluation(runner, self.evaluator, evaluator,
                                           attack_configs(attacks),
                                           'val_cfg.attacks', fp16)
