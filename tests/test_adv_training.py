@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.runner import EpochBasedTrainLoop, Runner
 
 from conftest import REPO, build_dataset, tiny_cfg
+from mmdet_robust.datasets.make_shapes import SHAPES_CLASSES
 from mmdet_robust.engine import AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop
 
 DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
@@ -218,6 +219,46 @@ def test_custom_imports_in_a_plain_mmdet_config(tmp_path, shapes_root):
     from mmdet_robust.attacks import TaskLosses
     assert TaskLosses(model).cls_keys == ('loss_cls', )
     assert cfg.train_cfg.max_epochs == 12  # merged with the base schedule
+
+
+@pytest.mark.slow
+def test_robust_eval_of_a_plain_mmdet_config(tmp_path, shapes_root):
+    """A user's own MMDetection config (RetinaNet: sigmoid classes, FPN,
+    keep-ratio resize) is evaluated under the shipped attack set by
+    inheriting ``attacks_eps8.py`` by path; random weights, 4 images."""
+    attacks = osp.join(REPO, 'configs', '_base_', 'robust_eval',
+                       'attacks_eps8.py')
+    config = tmp_path / 'my_config.py'
+    config.write_text(
+        "_base_ = ['mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',\n"
+        f"         {attacks!r}]\n"
+        "custom_imports = dict(imports=['mmdet_robust'])\n"
+        "test_cfg = {{_base_.robust_test_cfg}}\n")
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(tmp_path)
+    cfg.model.backbone.init_cfg = None
+    cfg.model.bbox_head.num_classes = 4
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(128, 96), keep_ratio=True),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='PackDetInputs')]
+    cfg.test_dataloader = dict(
+        batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler',
+                                                  shuffle=False),
+        dataset=dict(type='VOCDataset', data_root=shapes_root,
+                     metainfo=dict(classes=SHAPES_CLASSES),
+                     ann_file='VOC2007/ImageSets/Main/test.txt',
+                     data_prefix=dict(sub_data_root='VOC2007/'),
+                     test_mode=True, pipeline=pipeline, indices=4))
+    cfg.test_evaluator = dict(type='VOCMetric', metric='mAP')
+    for attack in cfg.test_cfg.attacks.values():  # the same kinds, short
+        attack['max_iters' if attack.type == 'DAGAttack' else 'steps'] = 2
+    cfg.log_level = 'WARNING'
+    metrics = Runner.from_cfg(cfg).test()
+    assert {key.split('/')[0] for key in metrics} == {
+        'clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag', 'dag_dense', 'rap'}
+    assert all(0 <= v <= 1 for v in metrics.values())
 
 
 def test_non_finite_loss_skips_the_update():
