@@ -98,12 +98,22 @@ def gt_in_input_coords(data_samples: Sequence,
     return scaled
 
 
+def is_integer(value) -> bool:
+    """An ``int`` and not a ``bool`` (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """An ``int`` or ``float``, not a ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_range(name: str, value: float, low: float, high: float,
                 bounds: str = '(]', unit: str = '') -> float:
     """``value`` a number in the interval from ``low`` to ``high``, ends
     open or closed as ``bounds`` writes them (``'(]'``, ``'[)'``, ...),
     else a ValueError naming it."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         above = low < value or (bounds[0] == '[' and value == low)
         below = value < high or (bounds[1] == ']' and value == high)
         if above and below:
@@ -124,7 +134,7 @@ def check_flag(name: str, value) -> bool:
 
 
 def check_steps(steps, name: str = 'steps') -> int:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+    if not is_integer(steps) or steps < 1:
         raise ValueError(f'{name} must be an integer >= 1, got {steps!r}')
     return steps
 
@@ -191,7 +201,7 @@ class DetectorAttack:
     """
 
     def __init__(self, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_integer(seed):
             raise ValueError(f'seed must be an integer, got {seed!r}')
         self.seed = seed
         self.last_stats: Dict[str, Tensor] = {}

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from .base import check_budget, check_range, check_steps, sign_pgd
+from .base import (check_budget, check_range, check_steps, is_number,
+                   sign_pgd)
 from .dense import DenseOutputAttack, dense_predictions
 from .pixel_space import PixelSpace
 
@@ -16,8 +17,7 @@ from .pixel_space import PixelSpace
 def check_deltas(name: str, deltas) -> tuple:
     """Four finite numbers ``(dx, dy, dw, dh)``, else a ValueError."""
     ok = isinstance(deltas, (list, tuple)) and len(deltas) == 4 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool)
-        and math.isfinite(v) for v in deltas)
+        is_number(v) and math.isfinite(v) for v in deltas)
     if not ok:
         raise ValueError(f'{name} must be 4 finite box deltas (dx, dy, dw, '
                          f'dh) in the coder\'s normalised units, got '

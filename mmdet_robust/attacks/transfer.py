@@ -10,7 +10,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import DetectorAttack, gt_in_input_coords
+from .base import DetectorAttack, gt_in_input_coords, is_integer
 from .pixel_space import PixelSpace, project
 
 
@@ -55,11 +55,10 @@ class TransferAttack(DetectorAttack):
         self.source_checkpoint = source_checkpoint
         self.attack = MODELS.build(copy.deepcopy(attack))
         self.eps = self.attack.eps
-        if source_input_size is not None and not (
-                isinstance(source_input_size, (list, tuple))
-                and len(source_input_size) == 2 and all(
-                    isinstance(v, int) and not isinstance(v, bool) and v > 0
-                    for v in source_input_size)):
+        size = source_input_size
+        if size is not None and not (
+                isinstance(size, (list, tuple)) and len(size) == 2
+                and all(is_integer(v) and v > 0 for v in size)):
             raise ValueError('source_input_size must be (h, w), two '
                              f'positive integers, got {source_input_size!r}')
         self.source_input_size = tuple(source_input_size) \
