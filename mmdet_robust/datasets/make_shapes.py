@@ -320,14 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:  # the arguments are checked before anything is written
-        devkit = make_shapes(args.out, args.num_train, args.num_test,
-                             args.size, args.seed, args.min_obj,
-                             args.max_obj, args.empty_prob, args.class_names,
-                             args.noise, args.texture, args.outline_contrast,
-                             args.force)
+    try:  # make_shapes checks them too, but a usage error reads better
+        _check_arguments(args.num_train, args.num_test, args.size,
+                         args.min_obj, args.max_obj, args.empty_prob,
+                         args.noise, args.texture, args.outline_contrast,
+                         list(args.class_names or SHAPES_CLASSES))
     except ValueError as err:
         parser.error(str(err))
+    devkit = make_shapes(args.out, args.num_train, args.num_test, args.size,
+                         args.seed, args.min_obj, args.max_obj,
+                         args.empty_prob, args.class_names, args.noise,
+                         args.texture, args.outline_contrast, args.force)
     print(f'synthetic VOC tree ready: {devkit} '
           f'({args.num_train} trainval, {args.num_test} test, '
           f'classes {tuple(args.class_names or SHAPES_CLASSES)})')
