@@ -102,7 +102,11 @@ def _train_worker(rank, shapes_root, work_dir, port):
     torch.set_num_threads(1)
     dist.init_process_group('gloo', rank=rank, world_size=2)
     try:
-        cfg = tiny_cfg(shapes_root, work_dir, config=MTD_CFG, max_epochs=1)
+        cfg = tiny_cfg(shapes_root, work_dir, config=MTD_CFG, max_epochs=1,
+                       val_interval=1)
+        # validation under attack on the DDP-wrapped model
+        cfg.val_cfg = dict(type='RobustValLoop', attacks=dict(
+            cls_pgd=dict(type='PGDAttack', task='cls', eps=8., steps=1)))
         # SGD (the config's earlier optimizer): with AdamW 10 of 59
         # parameter tensors did not change in these 4 warm-up iterations,
         # which the check below would read as "did not train"
@@ -129,8 +133,10 @@ def _train_worker(rank, shapes_root, work_dir, port):
                                                        salt=3)
         delta = {s.img_path: (a - x).detach() for s, a, x in zip(
             data['data_samples'], adv['inputs'], data['inputs'])}
+        val = {key: float(runner.message_hub.get_scalar(
+            f'val/{key}').current()) for key in ('clean/pascal_voc/mAP', 'cls_pgd/pascal_voc/mAP')}
         torch.save(dict(params=params, delta=delta, iter=runner.iter,
-                        initial=_KeepInitialParams.initial),
+                        initial=_KeepInitialParams.initial, val=val),
                    osp.join(work_dir, f'rank{rank}.pth'))
     finally:
         dist.destroy_process_group()
@@ -139,7 +145,9 @@ def _train_worker(rank, shapes_root, work_dir, port):
 @pytest.mark.slow
 def test_ddp_adversarial_training_on_two_processes(shapes_root, tmp_path):
     """AdvTrainingLoop under mmengine's DDP wrapper (gloo, 2 CPU
-    processes): both ranks end with identical parameters, and an image gets
+    processes), validated by RobustValLoop on the wrapped model: both ranks
+    end with identical parameters and report the same validation, and an
+    image gets
     the same attack randomness on either rank (seeded per image), while two
     images get different ones."""
     work = str(tmp_path)
@@ -147,6 +155,8 @@ def test_ddp_adversarial_training_on_two_processes(shapes_root, tmp_path):
     r0, r1 = (torch.load(osp.join(work, f'rank{r}.pth'), weights_only=True)
               for r in (0, 1))
     assert r0['iter'] == r1['iter'] == 4  # 64 images / (2 ranks x 8)
+    # RobustValLoop ran after the epoch; its gathered metrics are shared
+    assert r0['val'] == r1['val'] and len(r0['val']) == 2
     for key, value in r0['params'].items():
         torch.testing.assert_close(r1['params'][key], value, rtol=1e-6,
                                    atol=1e-7, msg=key)
