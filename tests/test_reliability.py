@@ -388,6 +388,14 @@ def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
     ('centernet/centernet_r18_8xb16-crop512-140e_coco.py',
      dict(type='PGDAttack', task='loc'), TaskKeyError,
      'no cls/loc loss-key mapping for head CenterNetHead'),
+    # AnchorHeads whose outputs DAG / RAP would misread: GFL predicts a
+    # distribution per box side (68 channels, not 4 deltas), VFNet's third
+    # output is a refined box, not a centerness
+    ('gfl/gfl_r50_fpn_1x_coco.py', dict(type='DAGAttack'), TypeError,
+     'GFLHead is not supported .* it overrides forward'),
+    ('vfnet/vfnet_r50_fpn_1x_coco.py', dict(type='RAPAttack'), TypeError,
+     'VFNetHead is not supported .* overrides forward, forward_single of '
+     'ATSSHead'),
 ])
 def test_attacks_check_the_detector_when_built(config, attack, error, match):
     """``RobustTestLoop`` builds its attacks with the model: an attack that

@@ -11,8 +11,19 @@ from typing import List, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from mmdet.models.dense_heads import AnchorHead, YOLOV3Head
+from mmdet.models.dense_heads import (AnchorHead, ATSSHead, RetinaHead,
+                                      SSDHead, YOLOV3Head)
 from .base import DetectorAttack
+
+# Heads whose output layout :func:`dense_predictions` reads: YOLOv3's
+# prediction maps, or ``(cls_scores, bbox_preds[, centerness])`` with four
+# box-coder deltas per anchor. A subclass qualifies only if it computes
+# and decodes its outputs as its nearest listed base does: GFL (a
+# distribution per side), RTMDet (distances from points), VFNet and PAA
+# (another third output) are AnchorHeads that do not.
+DENSE_HEADS = (YOLOV3Head, SSDHead, ATSSHead, RetinaHead, AnchorHead)
+LAYOUT_METHODS = ('forward', 'forward_single', 'predict_by_feat',
+                  '_predict_by_feat_single')
 
 
 class DensePredictions(NamedTuple):
@@ -73,11 +84,22 @@ def _grid_priors(head, maps, device):
 
 
 def check_dense_head(head) -> None:
-    if not isinstance(head, (AnchorHead, YOLOV3Head)):
+    """A TypeError naming ``head`` unless :func:`dense_predictions` reads
+    its outputs (see :data:`DENSE_HEADS`)."""
+    head_type = type(head)
+    base = next((k for k in head_type.__mro__ if k in DENSE_HEADS), None)
+    changed = [] if base is None else [
+        name for name in LAYOUT_METHODS
+        if getattr(head_type, name, None) is not getattr(base, name, None)]
+    if base is None or changed:
+        why = 'it is not one of them' if base is None else (
+            f'it overrides {", ".join(changed)} of {base.__name__}, so its '
+            'outputs may be laid out or decoded differently')
         raise TypeError(
-            f'{type(head).__name__} is not supported by the dense-output '
-            'attacks (DAG, RAP): they need per-prior predictions, available '
-            'for the AnchorHead family (SSD, RetinaNet, ATSS) and YOLOV3Head')
+            f'{head_type.__name__} is not supported by the dense-output '
+            'attacks (DAG, RAP): they read per-prior predictions of '
+            f'{", ".join(k.__name__ for k in DENSE_HEADS)} (and subclasses '
+            f'that compute and decode them the same way); {why}')
 
 
 class DenseOutputAttack(DetectorAttack):
