@@ -389,8 +389,8 @@ def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
      dict(type='PGDAttack', task='loc'), TaskKeyError,
      'no cls/loc loss-key mapping for head CenterNetHead'),
     # AnchorHeads whose outputs DAG / RAP would misread: GFL predicts a
-    # distribution per box side (68 channels, not 4 deltas), VFNet's third
-    # output is a refined box, not a centerness
+    # distribution per box side (68 channels, not 4 deltas), VFNet points
+    # and refined boxes
     ('gfl/gfl_r50_fpn_1x_coco.py', dict(type='DAGAttack'), TypeError,
      'GFLHead is not supported .* it overrides forward'),
     ('vfnet/vfnet_r50_fpn_1x_coco.py', dict(type='RAPAttack'), TypeError,
