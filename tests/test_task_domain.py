@@ -1,9 +1,11 @@
 import copy
+import os.path as osp
 
 import pytest
 import torch
 from mmengine.registry import init_default_scope
 
+from conftest import MMDET_CONFIGS, random_batch, random_model
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import (PixelSpace, TaskDomainAttacker,
                                   TaskKeyError, TaskLosses)
@@ -176,6 +178,22 @@ def test_unmappable_loss_keys_are_named(detector, train_batch):
         domain='cls', task_keys=dict(cls=['loss_cls'], loc=['loss_xy']))
     with pytest.raises(TaskKeyError, match=r"unmapped: \['loss_bbox'\]"):
         attacker(detector, train_batch)
+    # a misspelt key leaves the real one unmapped and its task empty
+    misspelt = TaskLosses(detector, dict(cls=['loss_cls'],
+                                         loc=['loss_bboxes']))
+    with pytest.raises(TaskKeyError, match=r"unmapped: \['loss_bbox'\], "
+                       r"tasks without a returned key: \['loc'\]"):
+        misspelt(train_batch['inputs'], train_batch['data_samples'])
+    # a mapped key the head does not return (YOLOX's loss_l1 before its
+    # switch) is allowed: the losses are those of the keys returned
+    optional = TaskLosses(detector, dict(cls=['loss_cls'],
+                                         loc=['loss_bbox', 'loss_l1']))
+    with torch.no_grad():
+        got = optional(train_batch['inputs'], train_batch['data_samples'])
+        want = TaskLosses(detector)(train_batch['inputs'],
+                                    train_batch['data_samples'])
+    for task in TASKS:
+        torch.testing.assert_close(got[task], want[task])
     with pytest.raises(TaskKeyError, match='disjoint'):
         resolve_task_keys(detector.bbox_head,
                           dict(cls=['loss_cls'], loc=['loss_cls']))
@@ -195,6 +213,61 @@ def test_default_mappings_of_mmdet_heads():
     for head in (FCOSHead, ATSSHead):
         assert resolve_task_keys(head.__new__(head))[1] == (
             'loss_bbox', 'loss_centerness')
+    from mmdet.models.dense_heads import RTMDetSepBNHead
+    assert resolve_task_keys(RTMDetSepBNHead.__new__(RTMDetSepBNHead)) == (
+        ('loss_cls', ), ('loss_bbox', ))  # not its base ATSSHead's
+
+
+OTHER_HEADS = {  # MMDetection one-stage heads beyond the paper's
+    'gfl': 'gfl/gfl_r50_fpn_1x_coco.py',
+    'paa': 'paa/paa_r50_fpn_1x_coco.py',
+    'rtmdet': 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+    'yolox': 'yolox/yolox_tiny_8xb8-300e_coco.py'}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', list(OTHER_HEADS))
+def test_default_mappings_of_other_mmdet_heads(name):
+    """Their default cls / loc keys cover what ``loss_by_feat`` returns
+    (YOLOX's ``loss_l1`` only after its mode switch), and every domain
+    stays in S_x. GFL and PAA assign targets from the anchors (ATSS-like),
+    so a cls / loc step raises that batch loss even at random weights;
+    RTMDet and YOLOX re-assign from the predictions (SimOTA-like), which a
+    step may change, so only the feasible set is checked there."""
+    model = random_model(osp.join(MMDET_CONFIGS, OTHER_HEADS[name])).train()
+    model.data_preprocessor.batch_augments = None  # needs a runner's iter
+    _, samples = random_batch(model.bbox_head.num_classes, (2, 2), seed=2)
+    g = torch.Generator().manual_seed(2)
+    data = model.data_preprocessor(dict(
+        inputs=[torch.randint(0, 256, (3, 96, 96), generator=g,
+                              dtype=torch.uint8) for _ in samples],
+        data_samples=samples), True)
+    space = _pixels(model, data)
+    x = space.clean_pixels()
+    switches = [False, True] if name == 'yolox' else [False]
+    for use_l1 in switches:
+        model.bbox_head.use_l1 = use_l1
+        before = _task_loss_sums(model, data)
+        for domain in ('cls', 'loc', 'mtd'):
+            adv = TaskDomainAttacker(domain=domain, eps=EPS, steps=3,
+                                     step_size=2.)(model, data)
+            delta = space.to_pixel(adv['inputs']) - x
+            assert 0.5 < delta.abs().max() <= EPS + 1e-3, domain
+            if domain != 'mtd' and name in ('gfl', 'paa'):
+                assert _task_loss_sums(model, adv)[domain] > \
+                    before[domain], domain
+
+
+@pytest.mark.slow
+def test_vfnet_has_no_default_mapping():
+    """VFNet divides its box losses by IoU weights of the current
+    predictions: a 3-step loc attack at random weights lowered its loss
+    (4.66 -> 2.08), so it is left to the user's ``task_keys``."""
+    model = random_model(osp.join(MMDET_CONFIGS, 'vfnet',
+                                  'vfnet_r50_fpn_1x_coco.py')).train()
+    inputs, samples = random_batch(model.bbox_head.num_classes, (2, ))
+    with pytest.raises(TaskKeyError, match=r"unmapped: \['loss_bbox_rf'\]"):
+        TaskLosses(model)(inputs, samples)
 
 
 def test_attack_inside_autocast_with_channels_last(detector, train_batch):

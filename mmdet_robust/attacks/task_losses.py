@@ -22,11 +22,21 @@ from mmdet.models.utils import unpack_gt_instances
 # Head class name -> (classification loss keys, localisation loss keys).
 # Looked up along the head's MRO, so subclasses (StableSSDHead, RetinaHead,
 # ...) inherit the mapping of their MMDetection parent.
+# (cls keys, loc keys) of each head's loss_by_feat, looked up along the
+# head's MRO. Objectness counts as cls (as YOLOv3's conf does), box-quality
+# terms as loc. A key may be absent from a call (YOLOX returns loss_l1 only
+# once use_l1 is switched on), but every key returned must be mapped.
+# VFNetHead has no entry: it divides its box losses by IoU weights of the
+# current predictions, and a loc step at random weights lowered that loss.
 DEFAULT_TASK_KEYS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
     'SSDHead': (('loss_cls', ), ('loss_bbox', )),
     'YOLOV3Head': (('loss_cls', 'loss_conf'), ('loss_xy', 'loss_wh')),
+    'YOLOXHead': (('loss_cls', 'loss_obj'), ('loss_bbox', 'loss_l1')),
     'FCOSHead': (('loss_cls', ), ('loss_bbox', 'loss_centerness')),
+    'RTMDetHead': (('loss_cls', ), ('loss_bbox', )),
+    'PAAHead': (('loss_cls', ), ('loss_bbox', 'loss_iou')),
     'ATSSHead': (('loss_cls', ), ('loss_bbox', 'loss_centerness')),
+    'GFLHead': (('loss_cls', ), ('loss_bbox', 'loss_dfl')),
     'AnchorHead': (('loss_cls', ), ('loss_bbox', )),
 }
 
@@ -203,23 +213,31 @@ class TaskLosses:
         self.summing_losses = summing_loss_modules(detector.bbox_head)
 
     def _split(self, losses: Dict[str, object]) -> Tuple[Tensor, Tensor]:
-        self._check_keys(losses)
-        cls = sum(_total(losses[k]) for k in self.cls_keys)
-        loc = sum(_total(losses[k]) for k in self.loc_keys)
+        cls_keys, loc_keys = self._task_keys_of(losses)
+        cls = sum(_total(losses[k]) for k in cls_keys)
+        loc = sum(_total(losses[k]) for k in loc_keys)
         return cls, loc
 
-    def _check_keys(self, losses: Dict[str, object]) -> None:
+    def _task_keys_of(self, losses: Dict[str, object]
+                      ) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+        """The (cls, loc) keys ``losses`` holds. Every returned key must be
+        mapped and each task get at least one; a mapped key may be absent
+        (a misspelt one leaves the real key unmapped)."""
         keys = set(losses)
         unknown = keys - set(self.cls_keys) - set(self.loc_keys)
-        missing = (set(self.cls_keys) | set(self.loc_keys)) - keys
-        if unknown or missing:
+        empty = [task for task, task_keys in (('cls', self.cls_keys),
+                                              ('loc', self.loc_keys))
+                 if not keys & set(task_keys)]
+        if unknown or empty:
             raise TaskKeyError(
                 f'{type(self.detector.bbox_head).__name__}.loss_by_feat '
                 f'returned keys {sorted(keys)}, which the cls/loc mapping '
                 f'cls={list(self.cls_keys)}, loc={list(self.loc_keys)} does '
-                f'not cover (unmapped: {sorted(unknown)}, absent: '
-                f'{sorted(missing)}). Pass task_keys=dict(cls=[...], '
+                f'not cover (unmapped: {sorted(unknown)}, tasks without a '
+                f'returned key: {empty}). Pass task_keys=dict(cls=[...], '
                 'loc=[...]) to the attacker.')
+        return (tuple(k for k in self.cls_keys if k in keys),
+                tuple(k for k in self.loc_keys if k in keys))
 
     def __call__(self, inputs: Tensor, data_samples: Sequence,
                  per_image: bool = True) -> Dict[str, Tensor]:
@@ -270,7 +288,7 @@ class TaskLosses:
         n = len(gts)
         with unreduced(self.summing_losses):
             losses = head.loss_by_feat(*outs, gts, metas, gts_ignore)
-        self._check_keys(losses)
+        cls_keys, loc_keys = self._task_keys_of(losses)
 
         def per_image(keys):
             terms = [t for k in keys for t in (
@@ -285,7 +303,7 @@ class TaskLosses:
                         'ELEMENTWISE_PER_IMAGE_HEADS')
             return sum(t.reshape(n, -1).sum(1) for t in terms)
 
-        cls, loc = per_image(self.cls_keys), per_image(self.loc_keys)
+        cls, loc = per_image(cls_keys), per_image(loc_keys)
         has_gt = torch.tensor([len(gt) > 0 for gt in gts], device=cls.device)
         cls, loc = torch.where(has_gt, cls, 0.), torch.where(has_gt, loc, 0.)
         return dict(cls=cls, loc=loc, con=cls + loc)
@@ -297,10 +315,10 @@ class TaskLosses:
         choice), so one batched call serves: no per-image target assignment.
         """
         losses = head.loss_by_feat(*outs, gts, metas, gts_ignore)
-        self._check_keys(losses)
+        cls_keys, loc_keys = self._task_keys_of(losses)
 
         def per_image(keys):
             return sum(torch.stack([v.reshape(()) for v in losses[k]])
                        for k in keys)
-        cls, loc = per_image(self.cls_keys), per_image(self.loc_keys)
+        cls, loc = per_image(cls_keys), per_image(loc_keys)
         return dict(cls=cls, loc=loc, con=cls + loc)
