@@ -35,7 +35,8 @@ class FigureInputs(NamedTuple):
     cfg: Config
     metainfo: dict
     raw: dict  # the test image as the dataloader gives it
-    attacks: Dict[str, dict]  # configs that build, in column order
+    columns: Sequence[str]  # 'clean' and attack names
+    attacks: Dict[str, dict]  # the attacks' configs (they build)
 
 
 def figure_inputs(eval_config: str, attacks: Sequence[str] = DEFAULT_ATTACKS,
@@ -62,14 +63,17 @@ def figure_inputs(eval_config: str, attacks: Sequence[str] = DEFAULT_ATTACKS,
         raise ValueError(f'image index {image_index} is outside the test '
                          f'set of {len(dataset)} images')
     return FigureInputs(cfg, dataset.metainfo,
-                        pseudo_collate([dataset[image_index]]), cfgs)
+                        pseudo_collate([dataset[image_index]]),
+                        tuple(attacks), cfgs)
 
 
 def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
-                    out_path: str, columns: Sequence[str] = DEFAULT_ATTACKS,
-                    score_thr: float = 0.3, device: str = 'cpu') -> None:
-    """Rows ``checkpoints`` (``{row label: path}``), columns ``columns``;
-    boxes scoring at least ``score_thr``, written to ``out_path``."""
+                    out_path: str, score_thr: float = 0.3,
+                    device: str = 'cpu') -> None:
+    """Rows ``checkpoints`` (``{row label: path}``), columns
+    ``inputs.columns``; boxes scoring at least ``score_thr``, written to
+    ``out_path``."""
+    columns = inputs.columns
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -124,8 +128,7 @@ def detections_figure(eval_config: str, checkpoints: Dict[str, str],
                       **kwargs) -> None:
     """:func:`figure_inputs` then :func:`draw_detections`."""
     draw_detections(figure_inputs(eval_config, attacks, image_index,
-                                  data_root), checkpoints, out_path, attacks,
-                    **kwargs)
+                                  data_root), checkpoints, out_path, **kwargs)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -155,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     draw_detections(inputs, dict(zip(labels, args.checkpoints)), args.out,
-                    args.attacks, args.score_thr, args.device)
+                    args.score_thr, args.device)
     print(args.out)
 
 
