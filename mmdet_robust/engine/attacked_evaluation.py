@@ -51,6 +51,19 @@ def predict_preprocessed(model, inputs, data_samples: Sequence,
         return model.test_step(data)
 
 
+def check_fp16_device(model, fp16: bool, where: str) -> None:
+    """``fp16`` evaluation needs CUDA: on the CPU autocast computes in
+    bfloat16, which mmcv's CPU nms (every dense head's ``predict``) rejects
+    deep inside MMDetection, after the checkpoint has loaded. ``where``:
+    the loop's config key, for the message."""
+    if fp16 and next(unwrap(model).parameters()).device.type == 'cpu':
+        raise ValueError(
+            f'{where}.fp16=True needs a CUDA device: on the CPU autocast '
+            "runs in bfloat16, which mmcv's CPU nms (used by the detector's "
+            f'predict) does not take. Evaluate in fp32 on the CPU (drop '
+            f'{where}.fp16).')
+
+
 def check_annotations(data_samples: Sequence) -> None:
     """Attacks maximise losses against GT boxes: the test set needs them."""
     for sample in data_samples:
@@ -88,16 +101,19 @@ class AttackedEvaluation:
         evaluator: the loop's evaluator, which scores the clean entry.
         evaluator_cfg: the config (or evaluator) it was built from.
         attacks: ``{name: attack config}``, in report order.
-        where: the config path of ``attacks``, for error messages.
-        fp16: predict and attack under autocast.
+        cfg_key: the loop's config key (``test_cfg``, ``val_cfg``), for
+            error messages.
+        fp16: predict and attack under autocast (refused on the CPU).
     """
 
     def __init__(self, runner, evaluator, evaluator_cfg,
-                 attacks: Dict[str, dict], where: str,
+                 attacks: Dict[str, dict], cfg_key: str,
                  fp16: bool = False) -> None:
+        check_fp16_device(runner.model, fp16, cfg_key)
         detector = unwrap(runner.model)
-        self.attacks = {name: build_attack(name, cfg, detector, where)
-                        for name, cfg in attacks.items()}
+        self.attacks = {
+            name: build_attack(name, cfg, detector, f'{cfg_key}.attacks')
+            for name, cfg in attacks.items()}
         self.evaluators = {'clean': evaluator}
         for name in self.attacks:
             ev = runner.build_evaluator(copy.deepcopy(evaluator_cfg))

@@ -64,19 +64,6 @@ EMPTY_TEST_SET = ('the test set is empty: check test_dataloader.dataset '
                   '(data_root, ann_file, indices)')
 
 
-def check_fp16_device(model, fp16: bool, where: str = 'test_cfg') -> None:
-    """``fp16`` evaluation needs CUDA: on the CPU autocast computes in
-    bfloat16, which mmcv's CPU nms (every dense head's ``predict``) rejects
-    deep inside MMDetection, after the checkpoint has loaded. ``where``:
-    the loop's config key, for the message."""
-    if fp16 and next(unwrap(model).parameters()).device.type == 'cpu':
-        raise ValueError(
-            f'{where}.fp16=True needs a CUDA device: on the CPU autocast '
-            "runs in bfloat16, which mmcv's CPU nms (used by the detector's "
-            f'predict) does not take. Evaluate in fp32 on the CPU (drop '
-            f'{where}.fp16).')
-
-
 def check_not_tta(model) -> None:
     """``tools/test.py --tta`` wraps the detector in a ``BaseTTAModel``,
     which predicts merged augmented views: an attack needs the detector
@@ -144,12 +131,10 @@ class RobustTestLoop(TestLoop):
         if len(self.dataloader.dataset) == 0:
             raise ValueError(EMPTY_TEST_SET)
         check_not_tta(runner.model)
-        check_fp16_device(runner.model, fp16)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
         self.attack_cfgs = attack_configs(attacks, sweep)
         self.entries = AttackedEvaluation(runner, self.evaluator, evaluator,
-                                          self.attack_cfgs,
-                                          'test_cfg.attacks', fp16)
+                                          self.attack_cfgs, 'test_cfg', fp16)
         self.attacks = self.entries.attacks
         self.evaluators = self.entries.evaluators
         self.report_name = report_name

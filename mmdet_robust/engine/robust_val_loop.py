@@ -5,7 +5,7 @@ from mmengine.runner import ValLoop
 
 from mmdet.registry import LOOPS
 from .attacked_evaluation import AttackedEvaluation, flat_metrics
-from .robust_test_loop import attack_configs, check_fp16_device
+from .robust_test_loop import attack_configs
 
 
 @LOOPS.register_module()
@@ -33,10 +33,9 @@ class RobustValLoop(ValLoop):
     def __init__(self, runner, dataloader, evaluator,
                  attacks: Optional[dict] = None, fp16: bool = False) -> None:
         super().__init__(runner, dataloader, evaluator, fp16)
-        check_fp16_device(runner.model, fp16, 'val_cfg')
         self.entries = AttackedEvaluation(runner, self.evaluator, evaluator,
-                                          attack_configs(attacks),
-                                          'val_cfg.attacks', fp16)
+                                          attack_configs(attacks), 'val_cfg',
+                                          fp16)
 
     def run(self) -> dict:
         self.runner.call_hook('before_val')

@@ -21,6 +21,7 @@ from mmengine.registry import init_default_scope
 import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet.visualization import DetLocalVisualizer
+from mmdet_robust.attacks import PixelSpace
 from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.checkpoint import safe_torch_load
 from mmdet_robust.engine.attacked_evaluation import (build_attack,
@@ -73,10 +74,11 @@ def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
     """Rows ``checkpoints`` (``{row label: path}``), columns
     ``inputs.columns``; boxes scoring at least ``score_thr``, written to
     ``out_path``."""
-    columns = inputs.columns
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
+    columns = inputs.columns
 
     visualizer = DetLocalVisualizer(name='detections_figure')
     visualizer.dataset_meta = inputs.metainfo
@@ -99,10 +101,9 @@ def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
                                           data['data_samples'])[0].cpu()
             # show the network input the attack produced, in pixels, with
             # the boxes in its coordinates
-            std = model.data_preprocessor.std.view(-1, 1, 1)
-            mean = model.data_preprocessor.mean.view(-1, 1, 1)
-            shown = (adv[0] * std + mean).clamp(0, 255).permute(1, 2, 0)
-            shown = shown.byte().cpu().numpy()
+            shown = PixelSpace(model.data_preprocessor, adv,
+                               data['data_samples']).clean_pixels()[0]
+            shown = shown.permute(1, 2, 0).byte().cpu().numpy()
             scale = result.scale_factor
             result.pred_instances.bboxes *= result.pred_instances.bboxes.\
                 new_tensor([scale[0], scale[1], scale[0], scale[1]])
