@@ -60,9 +60,8 @@ class TransferAttack(DetectorAttack):
                 isinstance(size, (list, tuple)) and len(size) == 2
                 and all(is_integer(v) and v > 0 for v in size)):
             raise ValueError('source_input_size must be (h, w), two '
-                             f'positive integers, got {source_input_size!r}')
-        self.source_input_size = tuple(source_input_size) \
-            if source_input_size else None
+                             f'positive integers, got {size!r}')
+        self.source_input_size = None if size is None else tuple(size)
         self._source = None
 
     def check(self, detector) -> None:
