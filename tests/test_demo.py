@@ -6,6 +6,9 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
+import mmdet_robust
+from mmdet_robust.engine.robust_test_loop import (attack_configs,
+                                                  json_normalised)
 from mmdet_robust.tools import demo as demo_module
 from mmdet_robust.tools.demo import Demo, parse_args
 
@@ -160,6 +163,28 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
     assert not any('adv_begin' in o for o in runs[0][1])
     with pytest.raises(SystemExit):
         parse_args(['--mtd-init', 'imagenet'])
+
+
+def test_eval_stage_is_redone_for_a_changed_attack_or_version(
+        tmp_path, monkeypatch):
+    """The evaluation stage counts as done only while its report has every
+    configured attack with the same settings, computed by this version."""
+    config = osp.join(REPO, 'configs/robust_eval/tiny_ssd_shapes.py')
+    test_cfg = demo_module._load_config(config, []).test_cfg
+    wanted = json_normalised(attack_configs(test_cfg.attacks))
+    report = tmp_path / 'robustness.json'
+
+    def write(version, **changed):
+        prints = {name: dict(attack=dict(cfg, **changed.get(name, {})),
+                             mmdet_robust=version)
+                  for name, cfg in wanted.items()}
+        report.write_text(json.dumps(dict(fingerprints=prints)))
+        return demo_module._report_covers(str(report), config, [])
+
+    assert write(mmdet_robust.__version__)
+    assert not write(mmdet_robust.__version__, rap=dict(steps=3))
+    assert not write('0.0.1')
+    assert not write(None)  # a report from before versions were recorded
 
 
 @pytest.mark.parametrize('argv, env, match', [

@@ -17,6 +17,7 @@ from mmdet.registry import MODELS
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
                                   RAPAttack, TaskLosses, dense_predictions)
 from mmdet_robust.attacks.base import gt_in_input_coords, image_generators
+from mmdet_robust.attacks.dag import matched_priors
 from mmdet_robust.engine.robust_test_loop import expand_sweep
 
 EPS = 8.
@@ -52,7 +53,7 @@ def test_gt_rescaled_on_copies_only(trained_checkpoint, detector):
 
 @pytest.mark.parametrize('attack, match', [
     (dict(type='DAGAttack', max_iters=0), 'max_iters must be an integer'),
-    (dict(type='DAGAttack', iou_thr=0), r'iou_thr must be .* \(0, 1\]'),
+    (dict(type='DAGAttack', iou_thr=1), r'iou_thr must be .* \[0, 1\)'),
     (dict(type='DAGAttack', iou_thr='0.1'), 'iou_thr must be'),
     (dict(type='DAGAttack', object_argmax='no'), 'object_argmax must be'),
     (dict(type='DAGAttack', include_background=1), 'include_background'),
@@ -74,7 +75,25 @@ def test_bad_dense_attack_arguments_are_named(attack, match):
 
 def test_dense_attack_arguments_at_their_bounds_build():
     assert RAPAttack(score_thr=0., iou_thr=0., shape_weight=0.).iou_thr == 0
-    assert DAGAttack(iou_thr=1).iou_thr == 1.
+    assert DAGAttack(iou_thr=0).iou_thr == 0.
+
+
+def test_dense_dag_targets_overlap_strictly_more_than_iou_thr():
+    """The original DAG's dense set is IoU > 0.1 (ATTACKS.md); the
+    assigner fallback keeps MaxIoUAssigner's IoU >= pos_iou_thr. Each GT's
+    best prior is a target either way."""
+    gt = torch.tensor([[0., 0., 10., 10.]])
+    priors = torch.tensor([[0., 0., 10., 10.],    # IoU 1, the best
+                           [0., 0., 10., 1.],     # IoU exactly 0.1
+                           [0., 0., 10., 2.],     # IoU 0.2
+                           [20., 20., 30., 30.]])  # no overlap
+    labels = torch.tensor([3])
+    index, targets = matched_priors(priors, gt, labels, 0.1, strict=True)
+    assert index.tolist() == [0, 2] and targets.tolist() == [3, 3]
+    index, _ = matched_priors(priors, gt, labels, 0.1)
+    assert index.tolist() == [0, 1, 2]
+    index, _ = matched_priors(priors, gt, labels, 0., strict=True)
+    assert index.tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize('eps, steps, alpha', [

@@ -24,6 +24,7 @@ from conftest import (MMDET_CONFIGS, REPO, TINY_STD, random_model,
                       robust_cfg, tiny_cfg)
 from mmdet.registry import HOOKS, MODELS
 from mmdet.structures import DetDataSample
+import mmdet_robust
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,
                                   TaskDomainAttacker, TaskKeyError,
                                   TaskLosses)
@@ -127,6 +128,32 @@ def test_attacks_run_one_at_a_time_and_changes_are_recomputed(
     _CountingPGD.calls = 0
     Runner.from_cfg(cfg).test()
     assert _CountingPGD.calls == 2
+
+
+def test_entries_of_another_mmdet_robust_version_are_recomputed(
+        shapes_root, trained_checkpoint, tmp_path, monkeypatch):
+    """An attack's code can change under the same settings (DAG's dense
+    target set became IoU > 0.1 in 0.2.0): a report written by another
+    version is neither reused nor kept."""
+    path, _ = trained_checkpoint
+    _CountingPGD.calls, _CountingPGD.fail_at = 0, None
+    monkeypatch.setattr('mmdet_robust.engine.robust_test_loop.__version__',
+                        '0.0.1')
+    Runner.from_cfg(_robust_cfg(shapes_root, tmp_path, path, False,
+                                cls_pgd=_pgd('cls'),
+                                loc_pgd=_pgd('loc'))).test()
+    old = json.load(open(tmp_path / 'robustness.json'))
+    assert old['fingerprints']['cls_pgd']['mmdet_robust'] == '0.0.1'
+    monkeypatch.undo()
+    _CountingPGD.calls = 0
+    Runner.from_cfg(_robust_cfg(shapes_root, tmp_path, path, False,
+                                cls_pgd=_pgd('cls'))).test()
+    assert _CountingPGD.calls == 2  # recomputed, not reused
+    report = json.load(open(tmp_path / 'robustness.json'))
+    assert set(report['mAP']) == {'clean', 'cls_pgd'}  # loc_pgd not kept
+    assert report['mAP']['cls_pgd'] == old['mAP']['cls_pgd']
+    assert report['fingerprints']['cls_pgd']['mmdet_robust'] == \
+        mmdet_robust.__version__
 
 
 def test_checkpoint_of_another_architecture_is_refused(

@@ -18,16 +18,18 @@ from .pixel_space import PixelSpace, project
 
 
 def matched_priors(priors: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
-                   iou_thr: float) -> Tuple[Tensor, Tensor]:
-    """Targets of one image: priors with IoU >= ``iou_thr`` to a GT box, plus
-    each GT's best prior (SSD's MaxIoUAssigner with ``min_pos_iou=0``),
-    labelled with that GT's class. Returns ``(prior indices, labels)``."""
+                   iou_thr: float, strict: bool = False
+                   ) -> Tuple[Tensor, Tensor]:
+    """Targets of one image: priors with IoU >= ``iou_thr`` to a GT box
+    (IoU > ``iou_thr`` if ``strict``), plus each GT's best prior (SSD's
+    MaxIoUAssigner with ``min_pos_iou=0``), labelled with that GT's class.
+    Returns ``(prior indices, labels)``."""
     if len(gt_boxes) == 0:
         empty = priors.new_zeros(0, dtype=torch.long)
         return empty, empty
     ious = bbox_overlaps(priors, gt_boxes)  # (P, G)
     best_iou, best_gt = ious.max(1)
-    positive = best_iou >= iou_thr
+    positive = best_iou > iou_thr if strict else best_iou >= iou_thr
     per_gt_best = ious.argmax(0)
     positive[per_gt_best] = True
     best_gt[per_gt_best] = torch.arange(len(gt_boxes), device=priors.device)
@@ -68,7 +70,7 @@ class DAGAttack(DenseOutputAttack):
     positive for a GT box (SSD, RetinaNet: IoU >= 0.5 plus each GT's best
     prior; YOLOv3: the anchors of the GT centre's cells; ATSS: its adaptive
     IoU threshold), with that GT's label ``l_n``; ``iou_thr=0.1`` gives the
-    original dense set (every prior with IoU >= 0.1). Each target gets a
+    original dense set (every prior with IoU > 0.1). Each target gets a
     fixed adversarial label ``l'_n`` drawn uniformly from the other object
     classes (seeded per image).
     Then::
@@ -103,8 +105,9 @@ class DAGAttack(DenseOutputAttack):
         eps: budget (8).
         gamma: step length in the max norm (0.5).
         max_iters: M (150).
-        iou_thr: targets are the priors with IoU >= ``iou_thr`` to a GT box
-            (plus each GT's best prior). None (default): the head
+        iou_thr: targets are the priors with IoU > ``iou_thr`` to a GT box
+            (plus each GT's best prior), the original DAG's rule (0.1:
+            its dense set). None (default): the head
             assigner's positives; where the head has no assigner (no
             ``train_cfg``) or one DAG cannot call, IoU >= its
             ``pos_iou_thr``, else 0.5, with a warning.
@@ -124,7 +127,7 @@ class DAGAttack(DenseOutputAttack):
         self.gamma = check_budget('gamma', gamma)
         self.max_iters = check_steps(max_iters, 'max_iters')
         self.iou_thr = None if iou_thr is None else check_range(
-            'iou_thr', iou_thr, 0, 1, '(]')
+            'iou_thr', iou_thr, 0, 1, '[)')
         self.include_background = check_flag('include_background',
                                              include_background)
         self.object_argmax = check_flag('object_argmax', object_argmax)
@@ -136,13 +139,14 @@ class DAGAttack(DenseOutputAttack):
         for GT boxes in network-input pixels."""
         boxes = get_box_tensor(gt_instances.bboxes)
         labels = gt_instances.labels
-        iou_thr = self.iou_thr
-        if iou_thr is None:
-            assigned = assigned_priors(head, dense, boxes, labels)
-            if assigned is not None:
-                return assigned
-            iou_thr = self._fallback_iou_thr(head)
-        return matched_priors(dense.priors, boxes, labels, iou_thr)
+        if self.iou_thr is not None:
+            return matched_priors(dense.priors, boxes, labels, self.iou_thr,
+                                  strict=True)
+        assigned = assigned_priors(head, dense, boxes, labels)
+        if assigned is not None:
+            return assigned
+        return matched_priors(dense.priors, boxes, labels,
+                              self._fallback_iou_thr(head))
 
     def _fallback_iou_thr(self, head) -> float:
         train_cfg = getattr(head, 'train_cfg', None) or {}

@@ -11,6 +11,7 @@ from mmengine.runner import TestLoop
 
 from mmdet.registry import LOOPS
 from ..attacks.base import unwrap
+from ..version import __version__
 from ..evaluation.report import RobustnessReport
 from .attacked_evaluation import AttackedEvaluation, flat_metrics
 from .hooks import CheckpointFitHook, ensure_hook
@@ -75,6 +76,13 @@ def check_not_tta(model) -> None:
             'itself. Run without --tta (or drop tta_model from the model).')
 
 
+def computed_by_this_version(fingerprint: dict, attack_cfg) -> bool:
+    """A report entry's fingerprint is of ``attack_cfg`` (JSON-normalised,
+    None for clean) as this mmdet_robust version implements it."""
+    return fingerprint.get('attack') == attack_cfg and \
+        fingerprint.get('mmdet_robust') == __version__
+
+
 class FinishedEntry(NamedTuple):
     """One entry of an earlier run's report, as read back from its JSON."""
     metrics: dict
@@ -111,7 +119,7 @@ class RobustTestLoop(TestLoop):
             repeated); only data loading is.
         resume: reuse the entries of an existing report in the work dir
             whose fingerprint (checkpoint file, test set size, attack
-            settings) matches, instead of recomputing them; report entries of
+            settings, mmdet_robust version) matches, instead of recomputing them; report entries of
             other attacks on the same checkpoint are kept, so attacks can be
             run one at a time (``--cfg-options test_cfg.attacks.dag=None``).
     """
@@ -148,15 +156,16 @@ class RobustTestLoop(TestLoop):
 
     def fingerprints(self) -> Dict[str, dict]:
         """What each entry of the report depends on: the checkpoint file, the
-        test set size and the attack's settings (JSON-normalised). A
-        finished entry with the same fingerprint is reused instead of
-        recomputed."""
+        test set size, the attack's settings (JSON-normalised) and the
+        mmdet_robust version that implements the attack. A finished entry
+        with the same fingerprint is reused instead of recomputed."""
         ckpt = self.runner.cfg.get('load_from')
         stat = os.stat(ckpt) if ckpt and osp.isfile(ckpt) else None
         source = dict(checkpoint=ckpt,
                       checkpoint_size=stat.st_size if stat else None,
                       checkpoint_mtime=stat.st_mtime if stat else None,
-                      num_images=len(self.dataloader.dataset))
+                      num_images=len(self.dataloader.dataset),
+                      mmdet_robust=__version__)
         return json_normalised(
             {name: dict(source, attack=self.attack_cfgs.get(name))
              for name in self.evaluators})
@@ -183,7 +192,7 @@ class RobustTestLoop(TestLoop):
                 fp = dict(prints.get(name, {}))
                 attack = fp.pop('attack', None)
                 if fp != source:
-                    continue  # another checkpoint or test set
+                    continue  # another checkpoint, test set or version
                 entry = FinishedEntry(
                     metrics, old.get('settings', {}).get(name), prints[name],
                     old.get('seconds_per_image', {}).get(name))

@@ -38,6 +38,7 @@ from mmengine.config import Config, DictAction
 
 from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
+                                                  computed_by_this_version,
                                                   json_normalised)
 from mmdet_robust.tools.cli import positive_int
 
@@ -106,9 +107,10 @@ def _schedule_length(config: str, options: Sequence[str]) -> int:
 
 def _report_covers(report: str, config: str, options: Sequence[str]) -> bool:
     """The robustness report has an entry for every attack that ``config``
-    (with ``options``) configures, with the same settings: an attack added
-    to or changed in the eval config makes the stage run again (and
-    ``RobustTestLoop`` then computes only the entries it lacks)."""
+    (with ``options``) configures, with the same settings, computed by this
+    mmdet_robust version: an attack added to or changed in the eval config,
+    or a new version, makes the stage run again (and ``RobustTestLoop``
+    then computes only the entries it lacks)."""
     if not osp.isfile(report):
         return False
     try:
@@ -119,7 +121,7 @@ def _report_covers(report: str, config: str, options: Sequence[str]) -> bool:
                                             test_cfg.get('sweep')))
     with open(report) as f:
         prints = json.load(f).get('fingerprints', {})
-    return all(prints.get(name, {}).get('attack') == cfg
+    return all(computed_by_this_version(prints.get(name, {}), cfg)
                for name, cfg in wanted.items())
 
 
