@@ -183,12 +183,20 @@ def test_two_mtd_iterations_and_a_robust_eval_batch(arch, voc_tree,
         assert 0 <= metrics[f'{name}/pascal_voc/mAP'] <= 1
 
 
-def test_tiny_yolov3_trains_with_mtd_and_is_evaluated(shapes_root, tmp_path):
-    """The tiny YOLOv3 on the shapes: an MTD epoch through the Runner (the
-    YOLOv3 loss keys split into cls and loc), then a robust-eval pass with
-    cls-PGD, DAG (GridAssigner targets) and RAP (objectness ``conf``)."""
+@pytest.mark.parametrize('arch, attacks', [
+    ('tiny_yolov3', dict(cls_pgd=dict(steps=2), dag=dict(max_iters=3),
+                         rap=dict(steps=2))),
+    ('tiny_yolox', dict(cls_pgd=dict(steps=2), loc_pgd=dict(steps=2))),
+])
+def test_tiny_detectors_train_with_mtd_and_are_evaluated(
+        arch, attacks, shapes_root, tmp_path):
+    """The tiny YOLOv3 and YOLOX on the shapes: an MTD epoch through the
+    Runner (their loss keys split into cls and loc; YOLOX re-assigns its
+    targets with SimOTA), then a robust-eval pass with the attacks of their
+    robust-eval configs: cls-PGD, DAG (GridAssigner targets) and RAP
+    (objectness ``conf``) on YOLOv3, cls- and loc-PGD on YOLOX."""
     cfg = tiny_cfg(shapes_root, tmp_path, config=osp.join(
-        REPO, 'configs', 'tiny_yolov3_mtd_shapes.py'), max_epochs=1)
+        REPO, 'configs', f'{arch}_mtd_shapes.py'), max_epochs=1)
     runner = Runner.from_cfg(cfg)
     runner.train()
     hub = runner.message_hub
@@ -196,13 +204,12 @@ def test_tiny_yolov3_trains_with_mtd_and_is_evaluated(shapes_root, tmp_path):
         8., abs=1e-3)
     assert 0 <= hub.get_scalar('train/adv_cls_frac').current() <= 1
     eval_cfg = tiny_cfg(shapes_root, tmp_path / 'eval', config=osp.join(
-        REPO, 'configs', 'robust_eval', 'tiny_yolov3_shapes.py'))
+        REPO, 'configs', 'robust_eval', f'{arch}_shapes.py'))
     eval_cfg.load_from = str(tmp_path / 'epoch_1.pth')
-    attacks = eval_cfg.test_cfg.attacks
-    eval_cfg.test_cfg.attacks = dict(
-        cls_pgd=dict(attacks.cls_pgd, steps=2),
-        dag=dict(attacks.dag, max_iters=3),
-        rap=dict(attacks.rap, steps=2))
+    configured = eval_cfg.test_cfg.attacks
+    eval_cfg.test_cfg.attacks = {
+        name: dict(configured[name], **changes)
+        for name, changes in attacks.items()}
     metrics = Runner.from_cfg(eval_cfg).test()
-    for name in ('clean', 'cls_pgd', 'dag', 'rap'):
+    for name in ('clean', *attacks):
         assert 0 <= metrics[f'{name}/pascal_voc/mAP'] <= 1

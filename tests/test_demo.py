@@ -11,6 +11,7 @@ from mmdet_robust.engine.robust_test_loop import (attack_configs,
                                                   json_normalised)
 from mmdet_robust.tools import demo as demo_module
 from mmdet_robust.tools.demo import Demo, parse_args
+from mmdet_robust.tools.demo_report import figure_columns
 
 
 def _demo_args(shapes_root, tmp_path, **extra):
@@ -185,6 +186,16 @@ def test_eval_stage_is_redone_for_a_changed_attack_or_version(
     assert not write(mmdet_robust.__version__, rap=dict(steps=3))
     assert not write('0.0.1')
     assert not write(None)  # a report from before versions were recorded
+
+
+def test_figure_shows_the_papers_columns_the_eval_config_has():
+    """DAG and RAP are absent from the YOLOX eval config: its figure shows
+    clean and cls-PGD instead of failing after both evaluations."""
+    paper = dict(cls_pgd={}, loc_pgd={}, con_pgd={}, dag={}, dag_dense={},
+                 rap={})
+    assert figure_columns(paper) == ('clean', 'cls_pgd', 'dag', 'rap')
+    assert figure_columns(dict(cls_pgd={}, loc_pgd={}, con_pgd={})) == (
+        'clean', 'cls_pgd')
 
 
 @pytest.mark.parametrize('argv, env, match', [

@@ -2,10 +2,15 @@
 import re
 
 import pytest
+import torch
 from matplotlib.image import imread
 
 from conftest import ROBUST_CFG
-from mmdet_robust.tools.draw_detections import main
+from mmdet.models.data_preprocessors import DetDataPreprocessor
+from mmdet.structures import DetDataSample
+from mmdet_robust.tools.draw_detections import displayed_pixels, main
+
+IMAGENET = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 
 
 def test_one_row_per_checkpoint_one_column_per_attack(
@@ -19,6 +24,26 @@ def test_one_row_per_checkpoint_one_column_per_attack(
     height, width = imread(str(out)).shape[:2]
     # figsize (3 per column, 3.2 per row) inches at 110 dpi
     assert (height, width) == (704, 990)
+
+
+@pytest.mark.parametrize('preprocessor', [
+    dict(IMAGENET, bgr_to_rgb=True),                     # RetinaNet, FCOS
+    dict(mean=[123.675, 116.28, 103.53], std=[1, 1, 1],  # SSD
+         bgr_to_rgb=True),
+    dict(mean=[0, 0, 0], std=[255.] * 3, bgr_to_rgb=True),  # YOLOv3
+    dict(pad_size_divisor=32),  # YOLOX: raw BGR pixels, padded
+])
+def test_the_figure_shows_the_image_in_rgb(preprocessor):
+    """Whatever the preprocessor's mean, std and channel order, the drawn
+    network input is the loaded (BGR) image in RGB, to the pixel."""
+    bgr = torch.randint(0, 256, (3, 8, 10), dtype=torch.uint8,
+                        generator=torch.Generator().manual_seed(0))
+    dp = DetDataPreprocessor(**preprocessor)
+    data = dp(dict(inputs=[bgr.clone()], data_samples=[
+        DetDataSample(metainfo=dict(img_shape=(8, 10)))]), False)
+    shown = displayed_pixels(dp, data['inputs'], data['data_samples'])
+    assert shown.dtype.name == 'uint8' and shown.shape[-1] == 3
+    assert (shown[0, :8, :10] == bgr.flip(0).permute(1, 2, 0).numpy()).all()
 
 
 @pytest.mark.parametrize('argv, match', [

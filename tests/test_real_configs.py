@@ -1,5 +1,5 @@
-"""The paper's real-data configs build (training on a VOC-format tree at
-the real input sizes is in test_architectures.py)."""
+"""The paper's real-data configs and every robust-eval config build (training
+on a VOC-format tree at the real input sizes is in test_architectures.py)."""
 import glob
 import os.path as osp
 
@@ -9,6 +9,8 @@ from mmengine.registry import init_default_scope
 
 from conftest import REPO
 from mmdet.registry import MODELS
+from mmdet_robust.attacks.dense import check_dense_head
+from mmdet_robust.engine.attacked_evaluation import build_attack
 
 CONFIGS = sorted(
     osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '*.py'))
@@ -38,8 +40,17 @@ def test_config_builds(config):
             'TransferAttack'}
     elif 'robust_eval' in config:
         assert cfg.test_cfg.type == 'RobustTestLoop'
-        assert {'cls_pgd', 'loc_pgd', 'dag', 'rap'} <= set(
-            cfg.test_cfg.attacks)
+        attacks = cfg.test_cfg.attacks
+        assert {'cls_pgd', 'loc_pgd'} <= set(attacks)
+        # DAG and RAP exactly where the head has outputs they can read
+        try:
+            check_dense_head(model.bbox_head)
+            dense = True
+        except TypeError:
+            dense = False
+        assert ({'dag', 'rap'} <= set(attacks)) == dense
+        for name, attack in attacks.items():  # each can run on the model
+            build_attack(name, attack, model)
     elif '_std_' not in config:
         assert cfg.train_cfg.type == 'AdvTrainingLoop'
         assert cfg.train_cfg.attacker.eps == 8.

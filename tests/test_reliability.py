@@ -429,8 +429,10 @@ def test_attacks_check_the_detector_when_built(config, attack, error, match):
     cannot run on it is named before the first batch, not inside it."""
     model = random_model(osp.join(MMDET_CONFIGS, config))
     with pytest.raises(error, match=f"attack 'x' of test_cfg.attacks: "
-                                    f'{match}'):
+                                    f'{match}') as info:
         build_attack('x', attack, model)
+    assert str(info.value).endswith(
+        'without this one: --cfg-options test_cfg.attacks.x=None')
 
 
 def test_what_runs_on_other_detectors_builds(trained_checkpoint):

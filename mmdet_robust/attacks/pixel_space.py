@@ -70,6 +70,13 @@ class PixelSpace:
         return self.to_pixel(self.inputs).clamp(0, PIXEL_MAX)
 
 
+def feeds_rgb(data_preprocessor) -> bool:
+    """Whether the network input is in RGB channel order: images load as
+    BGR (mmcv), and ``bgr_to_rgb`` (or ``rgb_to_bgr``, the same flip)
+    reverses them; without either (YOLOX) the network sees BGR."""
+    return bool(getattr(data_preprocessor, '_channel_conversion', False))
+
+
 def valid_mask(data_samples: Sequence, inputs: Tensor) -> Tensor:
     """Boolean ``(N, 1, H, W)``: True inside each image, False on padding."""
     n, _, h, w = inputs.shape

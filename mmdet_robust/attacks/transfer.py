@@ -11,7 +11,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from .base import DetectorAttack, gt_in_input_coords, is_integer
-from .pixel_space import PixelSpace, project
+from .pixel_space import PixelSpace, feeds_rgb, project
 
 
 def _resize(x: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -82,8 +82,7 @@ class TransferAttack(DetectorAttack):
                 ) -> Tensor:
         source = self.source(x.device)
         src_dp = source.data_preprocessor
-        flip = getattr(src_dp, '_channel_conversion', False) != getattr(
-            detector.data_preprocessor, '_channel_conversion', False)
+        flip = feeds_rgb(src_dp) != feeds_rgb(detector.data_preprocessor)
         height, width = x.shape[-2:]
         size = self.source_input_size or (height, width)
         scale = (size[1] / width, size[0] / height)  # (w, h)

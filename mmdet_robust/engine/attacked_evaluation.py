@@ -36,7 +36,9 @@ def build_attack(name: str, cfg: dict, detector=None,
         try:
             attack.check(detector)
         except (TypeError, ValueError, TaskKeyError) as err:
-            raise named(err) from None
+            raise type(err)(
+                f'{named(err)}; to run the other attacks without this '
+                f'one: --cfg-options {where}.{name}=None') from None
     return attack
 
 

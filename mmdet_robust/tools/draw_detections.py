@@ -22,6 +22,7 @@ import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet.visualization import DetLocalVisualizer
 from mmdet_robust.attacks import PixelSpace
+from mmdet_robust.attacks.pixel_space import feeds_rgb
 from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.checkpoint import safe_torch_load
 from mmdet_robust.engine.attacked_evaluation import (build_attack,
@@ -68,6 +69,18 @@ def figure_inputs(eval_config: str, attacks: Sequence[str] = DEFAULT_ATTACKS,
                         tuple(attacks), cfgs)
 
 
+def displayed_pixels(data_preprocessor, inputs, data_samples
+                     ) -> np.ndarray:
+    """The network input ``(N, C, H, W)`` (clean or attacked) as the images
+    it shows: ``(N, H, W, 3)`` uint8 RGB pixels, whatever the
+    preprocessor's mean, std and channel order."""
+    pixels = PixelSpace(data_preprocessor, inputs,
+                        data_samples).clean_pixels()
+    if not feeds_rgb(data_preprocessor):
+        pixels = pixels.flip(1)
+    return pixels.round().permute(0, 2, 3, 1).byte().cpu().numpy()
+
+
 def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
                     out_path: str, score_thr: float = 0.3,
                     device: str = 'cpu') -> None:
@@ -99,11 +112,9 @@ def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
                 attacks[name](model, to_attack)['inputs']
             result = predict_preprocessed(model, adv,
                                           data['data_samples'])[0].cpu()
-            # show the network input the attack produced, in pixels, with
-            # the boxes in its coordinates
-            shown = PixelSpace(model.data_preprocessor, adv,
-                               data['data_samples']).clean_pixels()[0]
-            shown = shown.permute(1, 2, 0).byte().cpu().numpy()
+            # the boxes in the coordinates of the network input
+            shown = displayed_pixels(model.data_preprocessor, adv,
+                                     data['data_samples'])[0]
             scale = result.scale_factor
             result.pred_instances.bboxes *= result.pred_instances.bboxes.\
                 new_tensor([scale[0], scale[1], scale[0], scale[1]])

@@ -4,7 +4,7 @@
 # [0, 255]; con-PGD (the total loss) as well, as ATTACKS.md sec. 5 asks.
 # DAG is reported twice: `dag` attacks the priors the head's own assigner
 # makes positive (the one-stage default of ATTACKS.md), `dag_dense` the
-# original dense target set (every prior with IoU >= 0.1 to a GT box).
+# original dense target set (every prior with IoU > 0.1 to a GT box).
 # A robust-eval config inherits a model config and this file, and sets
 #   test_cfg = {{_base_.robust_test_cfg}}      (one pass over the test set)
 #   test_cfg = {{_base_.robust_test_cfg_long}} (a pass per attack, each saved

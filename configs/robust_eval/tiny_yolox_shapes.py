@@ -1,0 +1,14 @@
+# Robust evaluation of any tiny_yolox_*_shapes.py checkpoint:
+#   mim test mmdet configs/robust_eval/tiny_yolox_shapes.py --checkpoint x.pth
+# cls-, loc- and con-PGD: DAG and RAP read the per-prior outputs of anchor
+# heads, which YOLOXHead does not have.
+_base_ = [
+    '../tiny_yolox_std_shapes.py', '../_base_/robust_eval/attacks_eps8.py'
+]
+test_cfg = dict(
+    type='RobustTestLoop',
+    _delete_=True,
+    attacks=dict(
+        cls_pgd={{_base_.robust_attacks.cls_pgd}},
+        loc_pgd={{_base_.robust_attacks.loc_pgd}},
+        con_pgd={{_base_.robust_attacks.con_pgd}}))
