@@ -8,7 +8,8 @@ from matplotlib.image import imread
 from conftest import ROBUST_CFG
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.structures import DetDataSample
-from mmdet_robust.tools.draw_detections import displayed_pixels, main
+from mmdet_robust.tools.draw_detections import (boxes_on_input,
+                                                displayed_pixels, main)
 
 IMAGENET = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
 
@@ -44,6 +45,13 @@ def test_the_figure_shows_the_image_in_rgb(preprocessor):
     shown = displayed_pixels(dp, data['inputs'], data['data_samples'])
     assert shown.dtype.name == 'uint8' and shown.shape[-1] == 3
     assert (shown[0, :8, :10] == bgr.flip(0).permute(1, 2, 0).numpy()).all()
+
+
+def test_boxes_are_scaled_to_the_input_and_clipped_to_it():
+    boxes = torch.tensor([[10., 20., 30., 40.], [-5., 50., 120., 90.]])
+    drawn = boxes_on_input(boxes, (0.5, 2.), (96, 48))  # (w, h), (h, w)
+    assert drawn.tolist() == [[5., 40., 15., 80.], [0., 96., 48., 96.]]
+    assert boxes[1, 0] == -5.  # the prediction itself is not changed
 
 
 @pytest.mark.parametrize('argv, match', [

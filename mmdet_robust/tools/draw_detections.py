@@ -81,6 +81,19 @@ def displayed_pixels(data_preprocessor, inputs, data_samples
     return pixels.round().permute(0, 2, 3, 1).byte().cpu().numpy()
 
 
+def boxes_on_input(boxes, scale_factor: Sequence[float],
+                   input_shape: Sequence[int]):
+    """Predicted boxes ``(K, 4)`` in original-image pixels -> the network
+    input's pixels (``scale_factor`` (w, h)), clipped to ``input_shape``
+    (h, w): boxes of heads that do not clip (YOLOX) would otherwise
+    stretch the drawn canvas."""
+    sx, sy = scale_factor
+    boxes = boxes * boxes.new_tensor([sx, sy, sx, sy])
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, input_shape[1])
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, input_shape[0])
+    return boxes
+
+
 def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
                     out_path: str, score_thr: float = 0.3,
                     device: str = 'cpu') -> None:
@@ -115,9 +128,9 @@ def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
             # the boxes in the coordinates of the network input
             shown = displayed_pixels(model.data_preprocessor, adv,
                                      data['data_samples'])[0]
-            scale = result.scale_factor
-            result.pred_instances.bboxes *= result.pred_instances.bboxes.\
-                new_tensor([scale[0], scale[1], scale[0], scale[1]])
+            result.pred_instances.bboxes = boxes_on_input(
+                result.pred_instances.bboxes, result.scale_factor,
+                shown.shape[:2])
             visualizer.add_datasample(
                 'img', np.ascontiguousarray(shown), result, draw_gt=False,
                 pred_score_thr=score_thr, show=False)
