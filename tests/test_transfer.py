@@ -47,6 +47,35 @@ def test_uses_the_source_gradients_only(trained_checkpoint, detector,
     assert torch.allclose(adv['inputs'], direct['inputs'], atol=1e-4)
 
 
+def test_a_target_fed_bgr_gets_the_perturbation_in_its_channel_order(
+        trained_checkpoint, detector):
+    """YOLOX and RTMDet feed their network BGR, the tiny SSD RGB: the clean
+    image reaches the source in the source's channel order, and the
+    source's own PGD perturbation comes back in the target's."""
+    path, cfg = trained_checkpoint
+    init_default_scope('mmdet')
+    raw = dataset_batch(cfg, 'test', size=4)
+
+    def delta_of(model, attack):
+        data = model.data_preprocessor(copy.deepcopy(raw), False)
+        batch = dict(data, data_samples=gt_in_input_coords(
+            data['data_samples']))
+        space = PixelSpace(model.data_preprocessor, batch['inputs'],
+                           batch['data_samples'])
+        return space.to_pixel(attack(model, batch)['inputs']) - \
+            space.clean_pixels()
+
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.data_preprocessor.bgr_to_rgb = False
+    target = MODELS.build(model_cfg).eval()
+    transferred = delta_of(target, _transfer(path))
+    detector.eval()
+    own = delta_of(detector, PGDAttack(task='cls', eps=8., steps=3))
+    assert own.abs().max() > 1.
+    assert torch.allclose(transferred, own.flip(1), atol=1e-3)
+    assert not torch.allclose(transferred, own, atol=1e-3)
+
+
 def test_resized_source_stays_in_the_target_ball(trained_checkpoint,
                                                  target_and_batch):
     path, _ = trained_checkpoint
