@@ -162,6 +162,19 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
         'std', 'mtd']
     assert 'train_cfg.adv_begin=2' in runs[1][1]
     assert not any('adv_begin' in o for o in runs[0][1])
+    assert not any('attacker=None' in o for o in runs[0][1])
+    # an adversarial config of the family as --config (the issue's
+    # DEMO_CONFIG=configs/ssd300_vgg16_mtd_voc.py): STD keeps its loop
+    # without an attacker, so it trains on clean batches throughout
+    mtd_config = 'configs/tiny_ssd_mtd_shapes.py'
+    assert train_both('--config', mtd_config, work_dir='from_mtd') == [
+        'std', 'mtd']
+    assert runs[0][1][-2:] == demo_module.STD_FROM_ADVERSARIAL
+    assert 'train_cfg.attacker.domain=mtd' in runs[1][1]
+    assert 'train_cfg.adv_begin=12' in runs[1][1]
+    std_cfg = demo_module._load_config(
+        mtd_config, demo_module.STD_FROM_ADVERSARIAL).train_cfg
+    assert std_cfg.attacker is None and std_cfg.adv_begin == 0
     with pytest.raises(SystemExit):
         parse_args(['--mtd-init', 'imagenet'])
 

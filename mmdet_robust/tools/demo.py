@@ -8,7 +8,9 @@ evaluation also runs again when its report lacks an attack the eval config
 now has):
 
 1. ``data``: the synthetic VOC-format shapes (``make_shapes``);
-2. ``train_std`` / ``train_mtd``: the STD config, and the same config and
+2. ``train_std`` / ``train_mtd``: the STD config (an adversarial config of
+   the family, such as ``*_mtd_voc.py``, trains its STD model on clean
+   batches throughout), and the same config and
    schedule with ``AdvTrainingLoop`` + ``TaskDomainAttacker(domain='mtd')``
    from the config's own initialisation with clean batches for the first
    half of the schedule (``--mtd-init warmup``, the default: ``adv_begin``),
@@ -47,6 +49,9 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MTD_OPTIONS = ['train_cfg.type=AdvTrainingLoop',
                'train_cfg.attacker.type=TaskDomainAttacker',
                'train_cfg.attacker.domain=mtd', 'train_cfg.attacker.eps=8.0']
+# an adversarial config (CLS, LOC, CON or MTD) given as --config: its STD
+# model keeps the loop but trains on clean batches throughout
+STD_FROM_ADVERSARIAL = ['train_cfg.attacker=None', 'train_cfg.adv_begin=0']
 SHAPES_ROOT = 'data/shapes'
 # where MTD training starts, as the report states it
 MTD_INITS = dict(
@@ -103,6 +108,12 @@ def _schedule_length(config: str, options: Sequence[str]) -> int:
     """``max_epochs`` (or ``max_iters``) of the training schedule."""
     train_cfg = _load_config(config, options).train_cfg
     return train_cfg.get('max_epochs') or train_cfg.max_iters
+
+
+def _adversarial(config: str, options: Sequence[str]) -> bool:
+    """``config`` trains on adversarial examples (its loop has an
+    attacker)."""
+    return _load_config(config, options).train_cfg.get('attacker') is not None
 
 
 def _report_covers(report: str, config: str, options: Sequence[str]) -> bool:
@@ -189,12 +200,14 @@ class Demo:
                 inputs.append(std)
 
         def run():
-            warmup = []
+            extra = []
             if model == 'mtd' and args.mtd_init == 'warmup':
                 half = _schedule_length(args.config, options) // 2
-                warmup = [f'train_cfg.adv_begin={half}']
+                extra = [f'train_cfg.adv_begin={half}']
+            if model == 'std' and _adversarial(args.config, options):
+                extra = STD_FROM_ADVERSARIAL
             _run_tool('train.py', [args.config, '--work-dir', work_dir],
-                      options + warmup,
+                      options + extra,
                       osp.join(self.work_dir, f'train_{model}.log'))
 
         self.stage(f'train_{model}', run,
@@ -246,7 +259,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', default=env(
         'DEMO_CONFIG', 'configs/tiny_ssd_std_shapes.py'),
-        help='STD training config; MTD is derived from it')
+        help='STD training config (or an adversarial one of the family, '
+        'whose STD model then trains on clean batches); MTD is derived '
+        'from it')
     parser.add_argument('--eval-config', default=env(
         'DEMO_EVAL_CONFIG', 'configs/robust_eval/tiny_ssd_shapes.py'))
     parser.add_argument('--data-root', default=env('DEMO_DATA_ROOT'),
