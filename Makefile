@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): setup.py Makefile requirements/runtime.txt requirements/tests.txt requirements/mim.txt
+$(STAMP): setup.py mmdet_robust/version.py Makefile requirements/runtime.txt requirements/tests.txt requirements/mim.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q 'setuptools>=77,<81' wheel
 	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q '$(TORCH_SPEC)'
