@@ -77,6 +77,7 @@ def test_interrupted_eval_reruns_only_unfinished_attacks(
     _CountingPGD.calls, _CountingPGD.fail_at = 0, None
     metrics = Runner.from_cfg(copy.deepcopy(cfg)).test()
     assert _CountingPGD.calls == batches  # only loc_pgd ran again
+    assert not (tmp_path / 'robustness.previous.json').exists()  # all kept
     report = json.load(open(tmp_path / 'robustness.json'))
     assert list(report['mAP']) == ['clean', 'cls_pgd', 'loc_pgd']
     assert report['mAP']['cls_pgd'] == saved['mAP']['cls_pgd']
@@ -121,6 +122,8 @@ def test_attacks_run_one_at_a_time_and_changes_are_recomputed(
     assert _CountingPGD.calls == 2
     report = json.load(open(tmp_path / 'robustness.json'))
     assert set(report['mAP']) == {'clean', 'loc_pgd'}  # stale ones dropped
+    previous = json.load(open(tmp_path / 'robustness.previous.json'))
+    assert set(previous['mAP']) == {'clean', 'cls_pgd', 'loc_pgd'}  # kept
     # resume=False recomputes the unchanged entry too
     cfg = _robust_cfg(shapes_root, tmp_path, ckpt, False,
                       loc_pgd=_pgd('loc'))
@@ -134,7 +137,8 @@ def test_entries_of_another_mmdet_robust_version_are_recomputed(
         shapes_root, trained_checkpoint, tmp_path, monkeypatch):
     """An attack's code can change under the same settings (DAG's dense
     target set became IoU > 0.1 in 0.2.0): a report written by another
-    version is neither reused nor kept."""
+    version is neither reused nor kept in the report, but copied to
+    ``robustness.previous.json``."""
     path, _ = trained_checkpoint
     _CountingPGD.calls, _CountingPGD.fail_at = 0, None
     monkeypatch.setattr('mmdet_robust.engine.robust_test_loop.__version__',
@@ -154,6 +158,8 @@ def test_entries_of_another_mmdet_robust_version_are_recomputed(
     assert report['mAP']['cls_pgd'] == old['mAP']['cls_pgd']
     assert report['fingerprints']['cls_pgd']['mmdet_robust'] == \
         mmdet_robust.__version__
+    # the replaced report is not lost
+    assert json.load(open(tmp_path / 'robustness.previous.json')) == old
 
 
 def test_checkpoint_of_another_architecture_is_refused(

@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import shutil
 from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 from mmengine.dist import broadcast_object_list, is_main_process
@@ -11,8 +12,8 @@ from mmengine.runner import TestLoop
 
 from mmdet.registry import LOOPS
 from ..attacks.base import unwrap
-from ..version import __version__
 from ..evaluation.report import RobustnessReport
+from ..version import __version__
 from .attacked_evaluation import AttackedEvaluation, flat_metrics
 from .hooks import CheckpointFitHook, ensure_hook
 
@@ -182,11 +183,12 @@ class RobustTestLoop(TestLoop):
         reusable, others = {}, {}
         source = {k: v for k, v in self._prints['clean'].items()
                   if k != 'attack'}
-        if self.resume and is_main_process() and \
-                source['checkpoint_size'] is not None and \
-                osp.isfile(self.report_path):
+        old = None
+        if is_main_process() and osp.isfile(self.report_path):
             with open(self.report_path) as f:
                 old = json.load(f)
+        if old is not None and self.resume and \
+                source['checkpoint_size'] is not None:
             prints = old.get('fingerprints', {})
             for name, metrics in old.get('metrics', {}).items():
                 fp = dict(prints.get(name, {}))
@@ -200,9 +202,25 @@ class RobustTestLoop(TestLoop):
                     others[name] = entry
                 elif attack == self._prints[name]['attack']:
                     reusable[name] = entry
+        if old is not None:
+            self._back_up_replaced(old, set(reusable) | set(others))
         shared = [(reusable, others)]
         broadcast_object_list(shared)
         return shared[0]
+
+    def _back_up_replaced(self, old: dict, kept: set) -> None:
+        """Entries of the earlier report that this run will not keep (another
+        checkpoint, test set or version, changed settings, ``resume=False``)
+        are not lost: that report is copied to
+        ``<report_name>.previous.json`` first."""
+        replaced = sorted(set(old.get('metrics', {})) - kept)
+        if replaced:
+            backup = osp.join(self.runner.work_dir,
+                              f'{self.report_name}.previous.json')
+            shutil.copyfile(self.report_path, backup)
+            print_log(f'{self.report_path} has entries this run replaces '
+                      f'({", ".join(replaced)}); the earlier report is kept '
+                      f'as {backup}', logger='current')
 
     def run(self) -> dict:
         self.runner.call_hook('before_test')
