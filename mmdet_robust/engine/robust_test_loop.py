@@ -120,9 +120,12 @@ class RobustTestLoop(TestLoop):
             repeated); only data loading is.
         resume: reuse the entries of an existing report in the work dir
             whose fingerprint (checkpoint file, test set size, attack
-            settings, mmdet_robust version) matches, instead of recomputing them; report entries of
-            other attacks on the same checkpoint are kept, so attacks can be
-            run one at a time (``--cfg-options test_cfg.attacks.dag=None``).
+            settings, mmdet_robust version) matches, instead of recomputing
+            them; report entries of other attacks on the same checkpoint are
+            kept, so attacks can be run one at a time
+            (``--cfg-options test_cfg.attacks.dag=None``). A report whose
+            entries a run replaces is first copied to
+            ``<report_name>.previous.json``.
     """
 
     def __init__(self, runner, dataloader, evaluator,

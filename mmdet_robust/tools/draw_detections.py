@@ -22,8 +22,8 @@ import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet.visualization import DetLocalVisualizer
 from mmdet_robust.attacks import PixelSpace
-from mmdet_robust.attacks.pixel_space import feeds_rgb
 from mmdet_robust.attacks.base import gt_in_input_coords
+from mmdet_robust.attacks.pixel_space import feeds_rgb
 from mmdet_robust.checkpoint import safe_torch_load
 from mmdet_robust.engine.attacked_evaluation import (build_attack,
                                                      predict_preprocessed)
