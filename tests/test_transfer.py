@@ -6,10 +6,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import REPO, ROBUST_CFG, TINY_STD, dataset_batch
+from conftest import REPO, ROBUST_CFG, TINY_STD, dataset_batch, random_model
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
 from mmdet_robust.attacks.base import gt_in_input_coords
+from mmdet_robust.engine.attacked_evaluation import build_attack
 
 
 @pytest.fixture
@@ -120,3 +121,34 @@ def test_bad_source_input_size_is_named(trained_checkpoint, size):
     path, _ = trained_checkpoint
     with pytest.raises(ValueError, match='source_input_size must be'):
         _transfer(path, source_input_size=size)
+
+
+def test_a_source_the_attack_cannot_run_on_is_named_when_built(detector):
+    """DAG needs a head whose dense outputs it reads; on a YOLOX source it
+    is refused when the loop builds it, not inside the first batch."""
+    yolox = osp.join(REPO, 'configs', 'tiny_yolox_std_shapes.py')
+    with pytest.raises(TypeError, match=(
+            "attack 'transfer_dag' of test_cfg.attacks: on the source model "
+            'of .*tiny_yolox_std_shapes.py: YOLOXHead is not supported')):
+        build_attack('transfer_dag', dict(
+            type='TransferAttack', source_config=yolox,
+            source_checkpoint=None, attack=dict(type='DAGAttack')), detector)
+    # PGD runs on it (its loss keys are mapped)
+    build_attack('transfer_cls_pgd', dict(
+        type='TransferAttack', source_config=yolox, source_checkpoint=None,
+        attack=dict(type='PGDAttack', task='cls')), detector)
+
+
+def test_a_source_checkpoint_of_another_model_is_named_when_built(
+        detector, tmp_path):
+    other = random_model(osp.join(REPO, 'configs',
+                                  'tiny_yolov3_std_shapes.py'))
+    checkpoint = str(tmp_path / 'yolov3.pth')
+    torch.save(dict(state_dict=other.state_dict(), meta={}), checkpoint)
+    with pytest.raises(ValueError, match=(
+            f"source_checkpoint '{checkpoint}' does not fit source_config "
+            ".*tiny_ssd_std_shapes.py")):
+        build_attack('transfer_cls_pgd', dict(
+            type='TransferAttack', source_config=TINY_STD,
+            source_checkpoint=checkpoint,
+            attack=dict(type='PGDAttack', task='cls')), detector)

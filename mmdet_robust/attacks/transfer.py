@@ -12,6 +12,7 @@ from torch import Tensor
 from mmdet.registry import MODELS
 from .base import DetectorAttack, gt_in_input_coords, is_integer
 from .pixel_space import PixelSpace, feeds_rgb, project
+from .task_losses import TaskKeyError
 
 
 def _resize(x: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -65,15 +66,32 @@ class TransferAttack(DetectorAttack):
         self._source = None
 
     def check(self, detector) -> None:
-        """Any target runs: only its preprocessor is used."""
+        """Any target runs: only its preprocessor is used. The source model
+        is built now (its checkpoint loaded) and the source attack checked
+        on it, so a source it cannot run on, or a checkpoint that does not
+        fit the source config, is named before the first batch."""
+        source = self.source('cpu')
+        check = getattr(self.attack, 'check', None)
+        if check is not None:
+            try:
+                check(source)
+            except (TypeError, ValueError, TaskKeyError) as err:
+                raise type(err)(f'on the source model of '
+                                f'{self.source_config}: {err}') from None
 
     def source(self, device) -> torch.nn.Module:
         if self._source is None:
             cfg = Config.fromfile(self.source_config)
             model = MODELS.build(cfg.model)
             if self.source_checkpoint:
-                load_checkpoint(model, self.source_checkpoint,
-                                map_location='cpu', strict=True)
+                try:
+                    load_checkpoint(model, self.source_checkpoint,
+                                    map_location='cpu', strict=True)
+                except RuntimeError as err:  # missing / unexpected keys
+                    raise ValueError(
+                        f'source_checkpoint {self.source_checkpoint!r} '
+                        f'does not fit source_config {self.source_config!r}'
+                        f': {err}') from None
             self._source = model.eval()
         return self._source.to(device)
 
