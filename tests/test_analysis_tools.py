@@ -1,10 +1,11 @@
 import json
+import os.path as osp
 import re
 
 import pytest
 import torch
 
-from conftest import ROBUST_CFG, TINY_STD
+from conftest import REPO, ROBUST_CFG, TINY_STD
 from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
                                 task_interaction)
 from mmdet_robust.tools.attack_margins import object_margins, summarise
@@ -83,6 +84,19 @@ def test_attack_margins_tool(trained_checkpoint, shapes_root, tmp_path,
     assert '| dag_dense |' in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"\['dga'\] are not in"):
         attack_margins.main(args + ['--attacks', 'dga'])
+
+
+def test_attack_margins_refuses_a_head_without_dense_scores(shapes_root,
+                                                            tmp_path):
+    """YOLOX has no per-prior class scores the tool can read: a message,
+    before any image is attacked."""
+    yolox = osp.join(REPO, 'configs', 'robust_eval', 'tiny_yolox_shapes.py')
+    with pytest.raises(SystemExit, match='attack_margins: YOLOXHead is not '
+                                         'supported'):
+        attack_margins.main([yolox, '--work-dir', str(tmp_path),
+                             '--data-root', shapes_root, '--attacks',
+                             'cls_pgd'])
+    assert not (tmp_path / 'attack_margins.json').exists()
 
 
 def test_cosine_of_identical_and_opposite_gradients():

@@ -14,16 +14,16 @@ also says how often the best true-class score comes from a prior outside
 the attack's target set, i.e. one the attack never pushed. Writes
 ``attack_margins.json``.
 """
-import copy
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from mmdet_robust.attacks import DAGAttack
+from mmdet_robust.attacks import DAGAttack, TaskKeyError
+from mmdet_robust.attacks.dense import check_dense_head
+from mmdet_robust.engine.attacked_evaluation import build_attack
 from mmdet_robust.tools.analysis_common import (analysis_parser,
                                                 dense_under_attacks,
                                                 load_detector, parse,
@@ -113,10 +113,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if unknown:
         raise SystemExit(f'attacks {unknown} are not in test_cfg.attacks of '
                          f'{args.config} (it has {sorted(configured)})')
-    data = test_batch(model, cfg, args.num_images, args.data_root)
     attacks = {'clean': None}
-    attacks.update({n: MODELS.build(copy.deepcopy(configured[n]))
-                    for n in args.attacks})
+    try:  # the margins are read from the head's dense per-prior scores
+        check_dense_head(getattr(model, 'bbox_head', None))
+        attacks.update({n: build_attack(n, configured[n], model)
+                        for n in args.attacks})
+    except (TypeError, ValueError, TaskKeyError) as err:
+        raise SystemExit(f'attack_margins: {err}') from None
+    data = test_batch(model, cfg, args.num_images, args.data_root)
     results = margins(model, data, attacks)
     path = write_json(args.work_dir, 'attack_margins', dict(
         settings=dict(images=len(data['data_samples']),
