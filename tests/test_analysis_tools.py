@@ -86,17 +86,19 @@ def test_attack_margins_tool(trained_checkpoint, shapes_root, tmp_path,
         attack_margins.main(args + ['--attacks', 'dga'])
 
 
-def test_attack_margins_refuses_a_head_without_dense_scores(shapes_root,
-                                                            tmp_path):
-    """YOLOX has no per-prior class scores the tool can read: a message,
-    before any image is attacked."""
+@pytest.mark.parametrize('tool, extra', [
+    (attack_margins, ['--attacks', 'cls_pgd']), (task_interaction, [])])
+def test_dense_score_tools_refuse_a_head_without_them(tool, extra,
+                                                      shapes_root, tmp_path):
+    """YOLOX has no per-prior class scores these tools can read: a message
+    naming the tool, before any image is attacked."""
+    name = tool.__name__.split('.')[-1]
     yolox = osp.join(REPO, 'configs', 'robust_eval', 'tiny_yolox_shapes.py')
-    with pytest.raises(SystemExit, match='attack_margins: YOLOXHead is not '
+    with pytest.raises(SystemExit, match=f'{name}: YOLOXHead is not '
                                          'supported'):
-        attack_margins.main([yolox, '--work-dir', str(tmp_path),
-                             '--data-root', shapes_root, '--attacks',
-                             'cls_pgd'])
-    assert not (tmp_path / 'attack_margins.json').exists()
+        tool.main([yolox, '--work-dir', str(tmp_path), '--data-root',
+                   shapes_root, *extra])
+    assert not (tmp_path / f'{name}.json').exists()
 
 
 def test_cosine_of_identical_and_opposite_gradients():

@@ -17,6 +17,7 @@ import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet_robust.attacks import DensePredictions, dense_predictions
 from mmdet_robust.attacks.base import check_budget, gt_in_input_coords
+from mmdet_robust.attacks.dense import check_dense_head
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.cli import existing_file, positive_int
 
@@ -43,6 +44,16 @@ def load_detector(config: str, checkpoint: Optional[str]):
     else:
         model.init_weights()
     return model.eval(), cfg
+
+
+def require_dense_head(model, tool: str) -> None:
+    """Tools that read the head's dense per-prior scores stop with a
+    message, before any image is attacked, on a head they cannot read
+    (YOLOX, RTMDet, two-stage detectors)."""
+    try:
+        check_dense_head(getattr(model, 'bbox_head', None))
+    except TypeError as err:
+        raise SystemExit(f'{tool}: {err}') from None
 
 
 def test_batch(model, cfg, num_images: int, data_root: Optional[str] = None,

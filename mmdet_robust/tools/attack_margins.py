@@ -22,11 +22,11 @@ from torch import Tensor
 
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmdet_robust.attacks import DAGAttack, TaskKeyError
-from mmdet_robust.attacks.dense import check_dense_head
 from mmdet_robust.engine.attacked_evaluation import build_attack
 from mmdet_robust.tools.analysis_common import (analysis_parser,
                                                 dense_under_attacks,
                                                 load_detector, parse,
+                                                require_dense_head,
                                                 test_batch, write_json)
 
 
@@ -113,9 +113,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if unknown:
         raise SystemExit(f'attacks {unknown} are not in test_cfg.attacks of '
                          f'{args.config} (it has {sorted(configured)})')
+    require_dense_head(model, 'attack_margins')
     attacks = {'clean': None}
-    try:  # the margins are read from the head's dense per-prior scores
-        check_dense_head(getattr(model, 'bbox_head', None))
+    try:
         attacks.update({n: build_attack(n, configured[n], model)
                         for n in args.attacks})
     except (TypeError, ValueError, TaskKeyError) as err:

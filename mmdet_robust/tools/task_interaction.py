@@ -17,6 +17,7 @@ from mmdet_robust.attacks import PGDAttack
 from mmdet_robust.tools.analysis_common import (analysis_parser,
                                                 dense_under_attacks,
                                                 load_detector, parse,
+                                                require_dense_head,
                                                 test_batch, write_json)
 
 
@@ -86,6 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--steps', type=int, default=1)
     args = parse(parser, argv)
     model, cfg = load_detector(args.config, args.checkpoint)
+    require_dense_head(model, 'task_interaction')
     data = test_batch(model, cfg, args.num_images, args.data_root)
     attacks = {'clean': None}
     for task in ('cls', 'loc'):
