@@ -134,7 +134,8 @@ def _train_worker(rank, shapes_root, work_dir, port):
         delta = {s.img_path: (a - x).detach() for s, a, x in zip(
             data['data_samples'], adv['inputs'], data['inputs'])}
         val = {key: float(runner.message_hub.get_scalar(
-            f'val/{key}').current()) for key in ('clean/pascal_voc/mAP', 'cls_pgd/pascal_voc/mAP')}
+            f'val/{key}').current())
+            for key in ('clean/pascal_voc/mAP', 'cls_pgd/pascal_voc/mAP')}
         torch.save(dict(params=params, delta=delta, iter=runner.iter,
                         initial=_KeepInitialParams.initial, val=val),
                    osp.join(work_dir, f'rank{rank}.pth'))

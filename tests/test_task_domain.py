@@ -230,8 +230,9 @@ OTHER_HEADS = {  # MMDetection one-stage heads beyond the paper's
 def test_default_mappings_of_other_mmdet_heads(name):
     """Their default cls / loc keys cover what ``loss_by_feat`` returns
     (YOLOX's ``loss_l1`` only after its mode switch), and the cls, loc and
-    MTD domains stay in S_x. GFL and PAA assign targets from the anchors (ATSS-like),
-    so a cls / loc step raises that batch loss even at random weights;
+    MTD domains stay in S_x. GFL and PAA assign targets from the anchors
+    (ATSS-like), so a cls / loc step raises that batch loss even at random
+    weights;
     RTMDet and YOLOX re-assign from the predictions (SimOTA-like), which a
     step may change, so only the feasible set is checked there."""
     model = random_model(osp.join(MMDET_CONFIGS, OTHER_HEADS[name])).train()

@@ -14,7 +14,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdet.structures.bbox import scale_boxes
 
 from .pixel_space import PixelSpace, feasible_bounds
-from .task_losses import check_single_stage, shared_targets
+from .task_losses import TaskKeyError, check_single_stage, shared_targets
+
+# what DetectorAttack.check raises for a detector the attack cannot run on
+CHECK_ERRORS = (TypeError, ValueError, TaskKeyError)
 
 
 def unwrap(model):
@@ -207,8 +210,9 @@ class DetectorAttack:
         self.last_stats: Dict[str, Tensor] = {}
 
     def check(self, detector) -> None:
-        """Raise a clear error where this attack cannot run on ``detector``
-        (unwrapped); cheap, so that loops can call it before any work."""
+        """Raise one of :data:`CHECK_ERRORS`, naming the problem, where this
+        attack cannot run on ``detector`` (unwrapped); the loops call it
+        when they build the attack, before any work."""
         check_single_stage(detector)
 
     def perturb(self, detector, space: PixelSpace, x: Tensor,

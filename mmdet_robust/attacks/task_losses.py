@@ -19,13 +19,12 @@ from torch import Tensor
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.utils import unpack_gt_instances
 
-# Head class name -> (classification loss keys, localisation loss keys).
-# Looked up along the head's MRO, so subclasses (StableSSDHead, RetinaHead,
-# ...) inherit the mapping of their MMDetection parent.
-# (cls keys, loc keys) of each head's loss_by_feat, looked up along the
-# head's MRO. Objectness counts as cls (as YOLOv3's conf does), box-quality
-# terms as loc. A key may be absent from a call (YOLOX returns loss_l1 only
-# once use_l1 is switched on), but every key returned must be mapped.
+# Head class name -> (cls keys, loc keys) of its loss_by_feat, looked up
+# along the head's MRO, so subclasses (StableSSDHead, RetinaHead, ...)
+# inherit the mapping of their MMDetection parent. Objectness counts as cls
+# (as YOLOv3's conf does), box-quality terms as loc. A key may be absent
+# from a call (YOLOX returns loss_l1 only once use_l1 is switched on), but
+# every key returned must be mapped.
 # VFNetHead has no entry: it divides its box losses by IoU weights of the
 # current predictions, and a loc step at random weights lowered that loss.
 DEFAULT_TASK_KEYS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {

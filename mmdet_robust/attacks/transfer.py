@@ -10,9 +10,9 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import DetectorAttack, gt_in_input_coords, is_integer
+from .base import (CHECK_ERRORS, DetectorAttack, gt_in_input_coords,
+                   is_integer)
 from .pixel_space import PixelSpace, feeds_rgb, project
-from .task_losses import TaskKeyError
 
 
 def _resize(x: Tensor, size: Tuple[int, int]) -> Tensor:
@@ -75,7 +75,7 @@ class TransferAttack(DetectorAttack):
         if check is not None:
             try:
                 check(source)
-            except (TypeError, ValueError, TaskKeyError) as err:
+            except CHECK_ERRORS as err:
                 raise type(err)(f'on the source model of '
                                 f'{self.source_config}: {err}') from None
 

@@ -10,8 +10,7 @@ import torch
 from mmengine.runner import autocast
 
 from mmdet.registry import MODELS
-from ..attacks.base import gt_in_input_coords, unwrap
-from ..attacks.task_losses import TaskKeyError
+from ..attacks.base import CHECK_ERRORS, gt_in_input_coords, unwrap
 from ..evaluation.coco import (share_coco_annotations,
                                with_no_detection_metrics)
 from .loops import preprocessed
@@ -35,11 +34,24 @@ def build_attack(name: str, cfg: dict, detector=None,
     if detector is not None:
         try:
             attack.check(detector)
-        except (TypeError, ValueError, TaskKeyError) as err:
+        except CHECK_ERRORS as err:
             raise type(err)(
                 f'{named(err)}; to run the other attacks without this '
                 f'one: --cfg-options {where}.{name}=None') from None
     return attack
+
+
+def configured_attacks(cfg, names: Sequence[str], config: str
+                       ) -> Dict[str, dict]:
+    """``{name: attack config}`` of ``names`` from ``cfg.test_cfg.attacks``;
+    a ValueError names those it lacks (``config``: the file, for the
+    message)."""
+    configured = cfg.get('test_cfg', {}).get('attacks') or {}
+    unknown = [n for n in names if n not in configured]
+    if unknown:
+        raise ValueError(f'attacks {unknown} are not in test_cfg.attacks of '
+                         f'{config} ({", ".join(configured)})')
+    return {n: configured[n] for n in names}
 
 
 def predict_preprocessed(model, inputs, data_samples: Sequence,

@@ -147,7 +147,6 @@ class RobustTestLoop(TestLoop):
         self.attack_cfgs = attack_configs(attacks, sweep)
         self.entries = AttackedEvaluation(runner, self.evaluator, evaluator,
                                           self.attack_cfgs, 'test_cfg', fp16)
-        self.attacks = self.entries.attacks
         self.evaluators = self.entries.evaluators
         self.report_name = report_name
         self.per_attack_passes = per_attack_passes

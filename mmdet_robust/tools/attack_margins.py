@@ -21,8 +21,10 @@ import torch
 from torch import Tensor
 
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from mmdet_robust.attacks import DAGAttack, TaskKeyError
-from mmdet_robust.engine.attacked_evaluation import build_attack
+from mmdet_robust.attacks import DAGAttack
+from mmdet_robust.attacks.base import CHECK_ERRORS
+from mmdet_robust.engine.attacked_evaluation import (build_attack,
+                                                     configured_attacks)
 from mmdet_robust.tools.analysis_common import (analysis_parser,
                                                 dense_under_attacks,
                                                 load_detector, parse,
@@ -108,23 +110,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help='names in the config\'s test_cfg.attacks')
     args = parse(parser, argv)
     model, cfg = load_detector(args.config, args.checkpoint)
-    configured = cfg.get('test_cfg', {}).get('attacks') or {}
-    unknown = [n for n in args.attacks if n not in configured]
-    if unknown:
-        raise SystemExit(f'attacks {unknown} are not in test_cfg.attacks of '
-                         f'{args.config} (it has {sorted(configured)})')
     require_dense_head(model, 'attack_margins')
     attacks = {'clean': None}
     try:
-        attacks.update({n: build_attack(n, configured[n], model)
-                        for n in args.attacks})
-    except (TypeError, ValueError, TaskKeyError) as err:
+        configured = configured_attacks(cfg, args.attacks, args.config)
+        attacks.update({n: build_attack(n, attack, model)
+                        for n, attack in configured.items()})
+    except CHECK_ERRORS as err:
         raise SystemExit(f'attack_margins: {err}') from None
     data = test_batch(model, cfg, args.num_images, args.data_root)
     results = margins(model, data, attacks)
     path = write_json(args.work_dir, 'attack_margins', dict(
         settings=dict(images=len(data['data_samples']),
-                      attacks={n: configured[n] for n in args.attacks}),
+                      attacks=configured),
         results=results))
     print('| setting | objects | median true | median wrong | true first '
           '| best true prior untargeted |')

@@ -26,6 +26,7 @@ from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.attacks.pixel_space import feeds_rgb
 from mmdet_robust.checkpoint import safe_torch_load
 from mmdet_robust.engine.attacked_evaluation import (build_attack,
+                                                     configured_attacks,
                                                      predict_preprocessed)
 from mmdet_robust.tools.cli import existing_file, nonnegative_int
 
@@ -52,12 +53,8 @@ def figure_inputs(eval_config: str, attacks: Sequence[str] = DEFAULT_ATTACKS,
     cfg = Config.fromfile(eval_config)
     if data_root:
         cfg.test_dataloader.dataset.data_root = data_root
-    configured = cfg.get('test_cfg', {}).get('attacks') or {}
-    unknown = [a for a in attacks if a != 'clean' and a not in configured]
-    if unknown:
-        raise ValueError(f'attacks {unknown} are not in test_cfg.attacks of '
-                         f'{eval_config} ({", ".join(configured)})')
-    cfgs = {name: configured[name] for name in attacks if name != 'clean'}
+    cfgs = configured_attacks(cfg, [a for a in attacks if a != 'clean'],
+                              eval_config)
     for name, attack in cfgs.items():  # their arguments are checked
         build_attack(name, attack)
     dataset = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
