@@ -184,3 +184,19 @@ def random_model(config: str):
     model = MODELS.build(cfg)
     model.init_weights()
     return model.eval()
+
+
+def fcos_config(directory) -> str:
+    """A tiny YOLOX robust-eval config whose head is MMDetection's FCOSHead:
+    distances from points, a head that DAG and RAP cannot read. Returns
+    its path in ``directory``."""
+    path = osp.join(str(directory), 'tiny_fcos_shapes.py')
+    base = osp.join(REPO, 'configs', 'robust_eval', 'tiny_yolox_shapes.py')
+    with open(path, 'w') as f:
+        f.write(f'''_base_ = [{base!r}]
+model = dict(bbox_head=dict(
+    _delete_=True, type='FCOSHead', num_classes=4, in_channels=32,
+    feat_channels=32, stacked_convs=1, strides=(8, 16, 32),
+    regress_ranges=((-1, 32), (32, 64), (64, 1e8))))
+''')
+    return path

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from conftest import REPO, ROBUST_CFG, TINY_STD
+from conftest import REPO, ROBUST_CFG, TINY_STD, fcos_config
 from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
                                 task_interaction)
 from mmdet_robust.tools.attack_margins import object_margins, summarise
@@ -90,15 +90,26 @@ def test_attack_margins_tool(trained_checkpoint, shapes_root, tmp_path,
     (attack_margins, ['--attacks', 'cls_pgd']), (task_interaction, [])])
 def test_dense_score_tools_refuse_a_head_without_them(tool, extra,
                                                       shapes_root, tmp_path):
-    """YOLOX has no per-prior class scores these tools can read: a message
+    """FCOS has no per-prior class scores these tools can read: a message
     naming the tool, before any image is attacked."""
     name = tool.__name__.split('.')[-1]
-    yolox = osp.join(REPO, 'configs', 'robust_eval', 'tiny_yolox_shapes.py')
-    with pytest.raises(SystemExit, match=f'{name}: YOLOXHead is not '
+    with pytest.raises(SystemExit, match=f'{name}: FCOSHead is not '
                                          'supported'):
-        tool.main([yolox, '--work-dir', str(tmp_path), '--data-root',
-                   shapes_root, *extra])
+        tool.main([fcos_config(tmp_path), '--work-dir', str(tmp_path),
+                   '--data-root', shapes_root, *extra])
     assert not (tmp_path / f'{name}.json').exists()
+
+
+def test_task_interaction_refuses_point_priors(shapes_root, tmp_path):
+    """Its candidates are priors by the IoU of their boxes with the GT;
+    YOLOX's priors are points."""
+    yolox = osp.join(REPO, 'configs', 'robust_eval', 'tiny_yolox_shapes.py')
+    with pytest.raises(SystemExit, match=(
+            'task_interaction: its candidate set selects priors by the IoU '
+            'of their prior boxes .* YOLOXHead has point priors')):
+        task_interaction.main([yolox, '--work-dir', str(tmp_path),
+                               '--data-root', shapes_root])
+    assert not (tmp_path / 'task_interaction.json').exists()
 
 
 def test_cosine_of_identical_and_opposite_gradients():

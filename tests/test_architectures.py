@@ -186,7 +186,8 @@ def test_two_mtd_iterations_and_a_robust_eval_batch(arch, voc_tree,
 @pytest.mark.parametrize('arch, attacks', [
     ('tiny_yolov3', dict(cls_pgd=dict(steps=2), dag=dict(max_iters=3),
                          rap=dict(steps=2))),
-    ('tiny_yolox', dict(cls_pgd=dict(steps=2), loc_pgd=dict(steps=2))),
+    ('tiny_yolox', dict(cls_pgd=dict(steps=2), loc_pgd=dict(steps=2),
+                        dag=dict(max_iters=3), rap=dict(steps=2))),
 ])
 def test_tiny_detectors_train_with_mtd_and_are_evaluated(
         arch, attacks, shapes_root, tmp_path):
@@ -194,7 +195,8 @@ def test_tiny_detectors_train_with_mtd_and_are_evaluated(
     Runner (their loss keys split into cls and loc; YOLOX re-assigns its
     targets with SimOTA), then a robust-eval pass with the attacks of their
     robust-eval configs: cls-PGD, DAG (GridAssigner targets) and RAP
-    (objectness ``conf``) on YOLOv3, cls- and loc-PGD on YOLOX."""
+    (objectness ``conf``) on YOLOv3, cls- and loc-PGD, DAG (SimOTA
+    targets) and RAP on YOLOX."""
     cfg = tiny_cfg(shapes_root, tmp_path, config=osp.join(
         REPO, 'configs', f'{arch}_mtd_shapes.py'), max_epochs=1)
     runner = Runner.from_cfg(cfg)

@@ -202,8 +202,9 @@ def test_eval_stage_is_redone_for_a_changed_attack_or_version(
 
 
 def test_figure_shows_the_papers_columns_the_eval_config_has():
-    """DAG and RAP are absent from the YOLOX eval config: its figure shows
-    clean and cls-PGD instead of failing after both evaluations."""
+    """An eval config without DAG and RAP (a head they cannot read): its
+    figure shows clean and cls-PGD instead of failing after both
+    evaluations."""
     paper = dict(cls_pgd={}, loc_pgd={}, con_pgd={}, dag={}, dag_dense={},
                  rap={})
     assert figure_columns(paper) == ('clean', 'cls_pgd', 'dag', 'rap')

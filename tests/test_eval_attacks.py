@@ -8,10 +8,10 @@ import torch
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
-from conftest import (MMDET_CONFIGS, dataset_batch, random_batch,
-                      random_model, robust_cfg)
+from conftest import (MMDET_CONFIGS, REPO, dataset_batch, random_batch,
+                      random_model, robust_cfg, tiny_cfg)
 from mmdet.evaluation import DumpDetResults
-from mmdet.models.dense_heads import ATSSHead, YOLOV3Head
+from mmdet.models.dense_heads import ATSSHead, YOLOV3Head, YOLOXHead
 from mmdet.models.task_modules.assigners import MaxIoUAssigner
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
@@ -28,15 +28,52 @@ SIGMOID_CONFIGS = {  # RetinaNet-style heads: sigmoid classes, focal loss
                      'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')}
 
 
-@pytest.fixture
-def test_batch(trained_checkpoint, detector):
+def _test_batch(detector, cfg) -> dict:
     """Preprocessed test batch with GT scaled to the input (as the loop
     does); test images are 128 px, resized to 96."""
-    _, cfg = trained_checkpoint
     detector.eval()
     raw = dataset_batch(cfg, 'test', size=6)
     data = detector.data_preprocessor(raw, False)
     return dict(data, data_samples=gt_in_input_coords(data['data_samples']))
+
+
+@pytest.fixture
+def test_batch(trained_checkpoint, detector):
+    return _test_batch(detector, trained_checkpoint[1])
+
+
+@pytest.fixture(scope='module')
+def yolox(shapes_root, tmp_path_factory):
+    """``(detector, test batch)``: the tiny YOLOX trained for 16 epochs
+    (128 iterations, its config's AdamW) on the test shapes."""
+    cfg = tiny_cfg(shapes_root, tmp_path_factory.mktemp('yolox'),
+                   config=osp.join(REPO, 'configs',
+                                   'tiny_yolox_std_shapes.py'),
+                   max_epochs=16, val_interval=16)
+    cfg.param_scheduler[0].end = 16  # warm-up iterations
+    cfg.param_scheduler[1].update(T_max=16, end=16)
+    cfg.default_hooks.checkpoint.interval = 16
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner.model, _test_batch(runner.model, cfg)
+
+
+def trained(request, name: str):
+    """``(detector, test batch)`` of the trained tiny SSD or YOLOX."""
+    if name == 'yolox':
+        return request.getfixturevalue('yolox')
+    return (request.getfixturevalue('detector'),
+            request.getfixturevalue('test_batch'))
+
+
+def assert_feasible(detector, data: dict, adv: dict, eps: float) -> None:
+    """``adv`` is in S_x of ``data``: within ``eps`` and [0, 255]."""
+    space = PixelSpace(detector.data_preprocessor, data['inputs'],
+                       data['data_samples'])
+    pixels = space.to_pixel(adv['inputs'])
+    delta = pixels - space.clean_pixels()
+    assert 0.4 < delta.abs().max() <= eps + 1e-3
+    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3
 
 
 def test_gt_rescaled_on_copies_only(trained_checkpoint, detector):
@@ -116,13 +153,7 @@ def test_pgd_default_step_size(eps, steps, alpha):
 def test_every_attack_stays_in_the_feasible_set(detector, test_batch,
                                                 attack):
     adv = attack(detector, test_batch)
-    space = PixelSpace(detector.data_preprocessor, test_batch['inputs'],
-                       test_batch['data_samples'])
-    delta = space.to_pixel(adv['inputs']) - space.clean_pixels()
-    assert delta.abs().max() <= EPS + 1e-3
-    assert delta.abs().max() > 0.4
-    pixels = space.to_pixel(adv['inputs'])
-    assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3
+    assert_feasible(detector, test_batch, adv, EPS)
     for p in detector.parameters():
         assert p.grad is None
 
@@ -137,12 +168,17 @@ def test_pgd_raises_its_task_loss(detector, test_batch, task):
     assert loss(adv) > 1.5 * loss(test_batch)
 
 
-@pytest.mark.parametrize('object_argmax', [True, False])
-def test_dag_flips_targets_and_stops_early(detector, test_batch,
-                                           object_argmax):
+@pytest.mark.parametrize('model, object_argmax', [
+    ('ssd', True), ('ssd', False), ('yolox', True)])
+def test_dag_flips_targets_and_stops_early(request, model, object_argmax):
+    """On the SSD (softmax; with and without background in the ranking)
+    and on YOLOX (sigmoid classes, SimOTA targets; ``object_argmax`` does
+    not apply)."""
+    detector, test_batch = trained(request, model)
     dag = DAGAttack(eps=32., gamma=1., max_iters=300, seed=1,
                     object_argmax=object_argmax)  # budget not binding
     adv = dag(detector, test_batch)
+    assert_feasible(detector, test_batch, adv, 32.)
     iters = dag.last_stats['dag_iters'].item()
     assert dag.last_stats['dag_correct'].item() == 0  # no target correct
     assert 0 < iters < 300  # stopped early
@@ -176,11 +212,31 @@ def test_dag_flips_targets_and_stops_early(detector, test_batch,
     assert quick.last_stats['dag_iters'].item() < iters
 
 
-def _training_positives(head, dense, samples):
+def _training_positives(model, inputs, dense, samples):
     """Per image ``(prior indices, labels)`` that the head's own training
     targets (``get_targets``, MMDetection's code) make positive."""
+    head = model.bbox_head
     gts = [s.gt_instances for s in samples]
     sizes = dense.featmap_sizes
+    if isinstance(head, YOLOXHead):  # SimOTA, from the predictions
+        cls_scores, bbox_preds, objectness = head(model.extract_feat(inputs))
+        points = torch.cat(head.prior_generator.grid_priors(
+            sizes, device='cpu', with_stride=True))
+        flat = [torch.cat([m[i].flatten(1) for m in maps], 1).T
+                for maps in (cls_scores, bbox_preds, objectness)
+                for i in range(len(gts))]
+        cls, deltas, obj = [flat[k * len(gts):(k + 1) * len(gts)]
+                            for k in range(3)]
+        positives = []
+        for i, sample in enumerate(samples):
+            fg, cls_target = head._get_targets_single(
+                points, cls[i], head._bbox_decode(points, deltas[i]),
+                obj[i].squeeze(1), sample.gt_instances, sample.metainfo)[:2]
+            # its class targets are one-hot times the IoU (> 0 here)
+            assert (cls_target.amax(1) > 0).all()
+            positives.append((fg.nonzero().squeeze(1),
+                              cls_target.argmax(1)))
+        return positives
     if isinstance(head, YOLOV3Head):
         anchors = head.prior_generator.grid_priors(sizes, device='cpu')
         flags = [head.responsible_flags(sizes, gt.bboxes, 'cpu')
@@ -199,48 +255,58 @@ def _training_positives(head, dense, samples):
 
 @pytest.mark.parametrize('config', [
     'configs/tiny_ssd_std_shapes.py', 'configs/yolov3_d53_std_voc.py',
-    SIGMOID_CONFIGS['retinanet'], SIGMOID_CONFIGS['atss']
-], ids=['ssd_maxiou', 'yolov3_grid', 'retinanet_maxiou', 'atss'])
+    SIGMOID_CONFIGS['retinanet'], SIGMOID_CONFIGS['atss'],
+    'configs/tiny_yolox_std_shapes.py'
+], ids=['ssd_maxiou', 'yolov3_grid', 'retinanet_maxiou', 'atss',
+        'yolox_simota'])
 def test_dag_targets_are_the_heads_training_positives(config):
     """By default DAG's targets are exactly the priors, with labels, that
     the head's own assigner makes positive in training (ATTACKS.md sec. 2):
     SSD's and RetinaNet's MaxIoUAssigner, YOLOv3's GridAssigner (the GT
-    centre's cells only), ATSS's adaptive threshold."""
+    centre's cells only), ATSS's adaptive threshold, YOLOX's SimOTA (from
+    the predictions)."""
     model = random_model(config)
     head = model.bbox_head
     inputs, samples = random_batch(head.num_classes, (3, 0, 1, 2))
     with torch.no_grad():
         dense = dense_predictions(model, inputs)
-    expected = _training_positives(head, dense, samples)
+        expected = _training_positives(model, inputs, dense, samples)
     dag = DAGAttack()
     iou_05 = DAGAttack(iou_thr=0.5)
     same_as_iou = []
-    for sample, (index, labels) in zip(samples, expected):
-        got_index, got_labels = dag.target_priors(head, dense,
+    for i, (sample, (index, labels)) in enumerate(zip(samples, expected)):
+        got_index, got_labels = dag.target_priors(head, dense, i,
                                                   sample.gt_instances)
         order = got_index.argsort()
         assert torch.equal(got_index[order], index)
         assert torch.equal(got_labels[order], labels)
         assert len(index) >= len(sample.gt_instances)  # each GT has one
-        iou_index, _ = iou_05.target_priors(head, dense, sample.gt_instances)
+        if isinstance(head, YOLOXHead):  # no prior boxes to take IoUs of
+            with pytest.raises(TypeError, match='YOLOXHead has point'):
+                iou_05.target_priors(head, dense, i, sample.gt_instances)
+            continue
+        iou_index, _ = iou_05.target_priors(head, dense, i,
+                                            sample.gt_instances)
         same_as_iou.append(torch.equal(iou_index.sort()[0], index))
     assert sum(len(i) for i, _ in expected) > 0
     # IoU >= 0.5 + each GT's best prior is MaxIoUAssigner's rule (SSD's,
     # RetinaNet's), not YOLOv3's or ATSS's
-    assert all(same_as_iou) == isinstance(
+    assert isinstance(head, YOLOXHead) or all(same_as_iou) == isinstance(
         head.assigner, MaxIoUAssigner), same_as_iou
 
 
 @pytest.mark.parametrize('config,score_factor', [
     ('configs/tiny_ssd_std_shapes.py', False),
     ('configs/tiny_yolov3_std_shapes.py', True),
-    (SIGMOID_CONFIGS['retinanet'], False), (SIGMOID_CONFIGS['atss'], True)
-], ids=['ssd', 'yolov3', 'retinanet', 'atss'])
+    (SIGMOID_CONFIGS['retinanet'], False), (SIGMOID_CONFIGS['atss'], True),
+    ('configs/tiny_yolox_std_shapes.py', True)
+], ids=['ssd', 'yolov3', 'retinanet', 'atss', 'yolox'])
 def test_dense_class_scores_are_what_predict_ranks(config, score_factor):
     """``class_scores`` is the score of the head's own detections: the top
     detection of each image (which NMS always keeps) scores the dense
     maximum. YOLOv3's and ATSS's include their score factor (objectness,
-    centerness), without which the maximum would differ."""
+    centerness; YOLOX objectness), without which the maximum would
+    differ."""
     model = random_model(config)
     head = model.bbox_head
     head.test_cfg.update(score_thr=0., nms_pre=10**9)
@@ -275,7 +341,8 @@ def test_dag_targets_without_an_assigner_fall_back_to_iou(
     gts = [s.gt_instances for s in test_batch['data_samples']]
 
     def counts(dag):
-        return sum(len(dag.target_priors(head, dense, gt)[0]) for gt in gts)
+        return sum(len(dag.target_priors(head, dense, i, gt)[0])
+                   for i, gt in enumerate(gts))
 
     assigned = counts(DAGAttack())
     sparse, dense_set = counts(DAGAttack(iou_thr=0.7)), counts(
@@ -362,11 +429,14 @@ def test_dag_background_as_adversarial_label(detector, test_batch):
     assert to_background > 0
 
 
-def test_rap_lowers_its_loss_and_confident_predictions(detector, test_batch):
+@pytest.mark.parametrize('model', ['ssd', 'yolox'])
+def test_rap_lowers_its_loss_and_confident_predictions(request, model):
+    detector, test_batch = trained(request, model)
     rap = RAPAttack(eps=EPS, steps=10)
     shape_set = rap.shape_set(detector, test_batch['inputs'],
                               test_batch['data_samples'])
     adv = rap(detector, test_batch)
+    assert_feasible(detector, test_batch, adv, EPS)
     with torch.no_grad():
         before = rap.loss(detector, test_batch['inputs'], shape_set)
         after = rap.loss(detector, adv['inputs'], shape_set)
@@ -398,8 +468,8 @@ def test_attacks_on_sigmoid_heads(name):
     for i, sample in enumerate(data['data_samples']):
         gt = sample.gt_instances
         index, gt_of = DAGAttack().target_priors(  # labels: GT indices
-            head, dense, InstanceData(bboxes=gt.bboxes,
-                                      labels=torch.arange(len(gt))))
+            head, dense, i, InstanceData(bboxes=gt.bboxes,
+                                         labels=torch.arange(len(gt))))
         for k in range(len(gt)):
             gt.labels[k] = dense.cls_logits[i, index[gt_of == k][0]].argmax()
     space = PixelSpace(model.data_preprocessor, data['inputs'],

@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 
 from conftest import REPO
 from mmdet.registry import MODELS
-from mmdet_robust.attacks.dense import check_dense_head
+from mmdet_robust.attacks.dense import check_dense_head, check_prior_boxes
 from mmdet_robust.engine.attacked_evaluation import build_attack
 
 CONFIGS = sorted(
@@ -28,6 +28,14 @@ def test_every_training_config_has_a_robust_eval_config():
         assert f'{arch[0]}_{arch[1]}_{dataset}.py' in names, config
 
 
+def _supports(check, *args) -> bool:
+    try:
+        check(*args)
+        return True
+    except TypeError:
+        return False
+
+
 @pytest.mark.parametrize('config', CONFIGS + EVAL_CONFIGS)
 def test_config_builds(config):
     cfg = Config.fromfile(osp.join(REPO, config))
@@ -42,13 +50,12 @@ def test_config_builds(config):
         assert cfg.test_cfg.type == 'RobustTestLoop'
         attacks = cfg.test_cfg.attacks
         assert {'cls_pgd', 'loc_pgd'} <= set(attacks)
-        # DAG and RAP exactly where the head has outputs they can read
-        try:
-            check_dense_head(model.bbox_head)
-            dense = True
-        except TypeError:
-            dense = False
+        # DAG and RAP exactly where the head has outputs they can read,
+        # the dense DAG where its priors are boxes as well
+        dense = _supports(check_dense_head, model.bbox_head)
+        boxes = _supports(check_prior_boxes, model.bbox_head, 'dense DAG')
         assert ({'dag', 'rap'} <= set(attacks)) == dense
+        assert ('dag_dense' in attacks) == (dense and boxes)
         for name, attack in attacks.items():  # each can run on the model
             build_attack(name, attack, model)
     elif '_std_' not in config:

@@ -6,7 +6,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import REPO, ROBUST_CFG, TINY_STD, dataset_batch, random_model
+from conftest import (REPO, ROBUST_CFG, TINY_STD, dataset_batch, fcos_config,
+                      random_model)
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
 from mmdet_robust.attacks.base import gt_in_input_coords
@@ -123,20 +124,32 @@ def test_bad_source_input_size_is_named(trained_checkpoint, size):
         _transfer(path, source_input_size=size)
 
 
-def test_a_source_the_attack_cannot_run_on_is_named_when_built(detector):
-    """DAG needs a head whose dense outputs it reads; on a YOLOX source it
+def test_a_source_the_attack_cannot_run_on_is_named_when_built(
+        detector, tmp_path):
+    """DAG needs a head whose dense outputs it reads; on an FCOS source it
     is refused when the loop builds it, not inside the first batch."""
-    yolox = osp.join(REPO, 'configs', 'tiny_yolox_std_shapes.py')
+    fcos = fcos_config(tmp_path)
     with pytest.raises(TypeError, match=(
             "attack 'transfer_dag' of test_cfg.attacks: on the source model "
-            'of .*tiny_yolox_std_shapes.py: YOLOXHead is not supported')):
+            'of .*tiny_fcos_shapes.py: FCOSHead is not supported')):
         build_attack('transfer_dag', dict(
-            type='TransferAttack', source_config=yolox,
+            type='TransferAttack', source_config=fcos,
             source_checkpoint=None, attack=dict(type='DAGAttack')), detector)
     # PGD runs on it (its loss keys are mapped)
     build_attack('transfer_cls_pgd', dict(
-        type='TransferAttack', source_config=yolox, source_checkpoint=None,
+        type='TransferAttack', source_config=fcos, source_checkpoint=None,
         attack=dict(type='PGDAttack', task='cls')), detector)
+    # DAG on a YOLOX source, but not with the dense set (point priors)
+    yolox = osp.join(REPO, 'configs', 'tiny_yolox_std_shapes.py')
+    build_attack('transfer_dag', dict(
+        type='TransferAttack', source_config=yolox, source_checkpoint=None,
+        attack=dict(type='DAGAttack')), detector)
+    with pytest.raises(TypeError, match=(
+            'iou_thr=0.1 .* YOLOXHead has point priors')):
+        build_attack('transfer_dag_dense', dict(
+            type='TransferAttack', source_config=yolox,
+            source_checkpoint=None,
+            attack=dict(type='DAGAttack', iou_thr=0.1)), detector)
 
 
 def test_a_source_checkpoint_of_another_model_is_named_when_built(

@@ -1,7 +1,7 @@
 # Robust evaluation of any tiny_yolox_*_shapes.py checkpoint:
 #   mim test mmdet configs/robust_eval/tiny_yolox_shapes.py --checkpoint x.pth
-# cls-, loc- and con-PGD: DAG and RAP read the per-prior outputs of anchor
-# heads, which YOLOXHead does not have.
+# DAG's targets are SimOTA's positives on the clean image. The dense DAG
+# (IoU > 0.1 to prior boxes) is left out: YOLOX's priors are points.
 _base_ = [
     '../tiny_yolox_std_shapes.py', '../_base_/robust_eval/attacks_eps8.py'
 ]
@@ -11,4 +11,6 @@ test_cfg = dict(
     attacks=dict(
         cls_pgd={{_base_.robust_attacks.cls_pgd}},
         loc_pgd={{_base_.robust_attacks.loc_pgd}},
-        con_pgd={{_base_.robust_attacks.con_pgd}}))
+        con_pgd={{_base_.robust_attacks.con_pgd}},
+        dag={{_base_.robust_attacks.dag}},
+        rap={{_base_.robust_attacks.rap}}))

@@ -9,11 +9,13 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmdet.models.task_modules.assigners import (ATSSAssigner, GridAssigner,
-                                                 MaxIoUAssigner)
+                                                 MaxIoUAssigner,
+                                                 SimOTAAssigner)
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from .base import check_budget, check_flag, check_range, check_steps
-from .dense import DenseOutputAttack, DensePredictions, dense_predictions
+from .dense import (DenseOutputAttack, DensePredictions, check_prior_boxes,
+                    dense_predictions)
 from .pixel_space import PixelSpace, project
 
 
@@ -37,14 +39,17 @@ def matched_priors(priors: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
     return index, gt_labels[best_gt[index]]
 
 
-def assigned_priors(head, dense: DensePredictions, gt_boxes: Tensor,
-                    gt_labels: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
-    """Targets of one image: the priors that the head's own assigner makes
-    positive (its training targets), labelled with their GT's class.
+def assigned_priors(head, dense: DensePredictions, img: int,
+                    gt_boxes: Tensor, gt_labels: Tensor
+                    ) -> Optional[Tuple[Tensor, Tensor]]:
+    """Targets of image ``img``: the priors that the head's own assigner
+    makes positive (its training targets), labelled with their GT's class.
     Returns ``(prior indices, labels)``, or None where the head has no
     assigner, or one this cannot call: it calls MaxIoUAssigner (SSD,
     RetinaNet), GridAssigner (YOLOv3, with the responsible cells of the GT
-    centres) and ATSSAssigner (with the priors per level)."""
+    centres), ATSSAssigner (with the priors per level) and SimOTAAssigner
+    (YOLOX, from the predictions of ``dense``, as ``_get_targets_single``
+    calls it: cell centres, ``sqrt(class score * objectness)``)."""
     assigner = getattr(head, 'assigner', None)
     pred = InstanceData(priors=dense.priors)
     gt = InstanceData(bboxes=gt_boxes, labels=gt_labels)
@@ -55,6 +60,14 @@ def assigned_priors(head, dense: DensePredictions, gt_boxes: Tensor,
     elif isinstance(assigner, ATSSAssigner):
         result = assigner.assign(pred, dense.num_level_priors, gt)
     elif type(assigner) is MaxIoUAssigner:  # not ApproxMaxIoUAssigner
+        result = assigner.assign(pred, gt)
+    elif isinstance(assigner, SimOTAAssigner):
+        cells = dense.priors
+        pred = InstanceData(
+            priors=torch.cat([(cells[:, :2] + cells[:, 2:]) / 2,
+                              cells[:, 2:] - cells[:, :2]], -1),
+            bboxes=dense.boxes[img].detach(),
+            scores=dense.class_scores()[img].detach().sqrt())
         result = assigner.assign(pred, gt)
     else:
         return None
@@ -69,10 +82,12 @@ class DAGAttack(DenseOutputAttack):
     Targets ``t_n`` are the priors that the head's own assigner makes
     positive for a GT box (SSD, RetinaNet: IoU >= 0.5 plus each GT's best
     prior; YOLOv3: the anchors of the GT centre's cells; ATSS: its adaptive
-    IoU threshold), with that GT's label ``l_n``; ``iou_thr=0.1`` gives the
-    original dense set (every prior with IoU > 0.1). Each target gets a
-    fixed adversarial label ``l'_n`` drawn uniformly from the other object
-    classes (seeded per image).
+    IoU threshold; YOLOX: SimOTA's choice from the clean image's
+    predictions), with that GT's label ``l_n``; ``iou_thr=0.1`` gives the
+    original dense set (every prior box with IoU > 0.1; not on heads with
+    point priors such as YOLOX). Each target gets a fixed adversarial
+    label ``l'_n`` drawn uniformly from the other object classes (seeded
+    per image).
     Then::
 
         r = 0; x_0 = x
@@ -107,10 +122,10 @@ class DAGAttack(DenseOutputAttack):
         max_iters: M (150).
         iou_thr: targets are the priors with IoU > ``iou_thr`` to a GT box
             (plus each GT's best prior), the original DAG's rule (0.1:
-            its dense set). None (default): the head
-            assigner's positives; where the head has no assigner (no
-            ``train_cfg``) or one DAG cannot call, IoU >= its
-            ``pos_iou_thr``, else 0.5, with a warning.
+            its dense set); a TypeError on heads with point priors. None
+            (default): the head assigner's positives; where the head has
+            no assigner (no ``train_cfg``) or one DAG cannot call, IoU >=
+            its ``pos_iou_thr``, else 0.5, with a warning.
         include_background: also allow background as adversarial label
             (softmax heads only).
         object_argmax: rank only the object classes when deciding whether
@@ -133,18 +148,29 @@ class DAGAttack(DenseOutputAttack):
         self.object_argmax = check_flag('object_argmax', object_argmax)
         self._warned = False
 
-    def target_priors(self, head, dense: DensePredictions,
+    def check(self, detector) -> None:
+        super().check(detector)
+        if self.iou_thr is not None:
+            self._check_prior_boxes(detector.bbox_head)
+
+    def _check_prior_boxes(self, head) -> None:
+        check_prior_boxes(head, f'DAGAttack with iou_thr={self.iou_thr:g} '
+                          "(the original DAG's target rule)")
+
+    def target_priors(self, head, dense: DensePredictions, img: int,
                       gt_instances) -> Tuple[Tensor, Tensor]:
-        """One image's targets: ``(prior indices (T, ), true labels (T, ))``
-        for GT boxes in network-input pixels."""
+        """The targets of image ``img`` of ``dense``: ``(prior indices
+        (T, ), true labels (T, ))`` for GT boxes in network-input pixels."""
         boxes = get_box_tensor(gt_instances.bboxes)
         labels = gt_instances.labels
         if self.iou_thr is not None:
+            self._check_prior_boxes(head)
             return matched_priors(dense.priors, boxes, labels, self.iou_thr,
                                   strict=True)
-        assigned = assigned_priors(head, dense, boxes, labels)
+        assigned = assigned_priors(head, dense, img, boxes, labels)
         if assigned is not None:
             return assigned
+        check_prior_boxes(head, 'DAGAttack without an assigner it can call')
         return matched_priors(dense.priors, boxes, labels,
                               self._fallback_iou_thr(head))
 
@@ -168,8 +194,8 @@ class DAGAttack(DenseOutputAttack):
         targets = []
         choices = dense.num_classes + int(self.include_background
                                           and dense.softmax)
-        for sample, gen in zip(data_samples, generators):
-            index, labels = self.target_priors(head, dense,
+        for img, (sample, gen) in enumerate(zip(data_samples, generators)):
+            index, labels = self.target_priors(head, dense, img,
                                                sample.gt_instances)
             # uniform over the other classes: shift by 1..choices-1 (mod)
             shift = torch.randint(1, choices, labels.shape, generator=gen,

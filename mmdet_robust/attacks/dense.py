@@ -4,7 +4,10 @@ DAG and RAP attack the dense outputs directly (ATTACKS.md sec. 2-3): the
 class logits ``f_c(x, t)`` of every prior ``t``, its objectness ``s_j`` and
 its box regression ``d_j``. This adapter flattens MMDetection's per-level
 head outputs in the same order as ``prior_generator.grid_priors`` (the order
-the heads' own ``predict_by_feat`` uses).
+the heads' own ``predict_by_feat`` uses). A point prior (YOLOX) stands for
+the stride-sized grid cell whose top-left corner it is, centred where
+SimOTA assigns from; that cell is no prior box for an IoU rule
+(:func:`check_prior_boxes`).
 """
 from typing import List, NamedTuple, Optional, Tuple
 
@@ -12,18 +15,24 @@ import torch
 from torch import Tensor
 
 from mmdet.models.dense_heads import (AnchorHead, ATSSHead, RetinaHead,
-                                      SSDHead, YOLOV3Head)
+                                      SSDHead, YOLOV3Head, YOLOXHead)
 from .base import DetectorAttack
 
 # Heads whose output layout :func:`dense_predictions` reads: YOLOv3's
-# prediction maps, or ``(cls_scores, bbox_preds[, centerness])`` with four
+# prediction maps, YOLOX's ``(cls_scores, bbox_preds, objectnesses)`` at
+# point priors, or ``(cls_scores, bbox_preds[, centerness])`` with four
 # box-coder deltas per anchor. A subclass qualifies only if it computes
 # and decodes its outputs as its nearest listed base does: GFL (a
 # distribution per side), RTMDet (distances from points), VFNet and PAA
 # (another third output) are AnchorHeads that do not.
-DENSE_HEADS = (YOLOV3Head, SSDHead, ATSSHead, RetinaHead, AnchorHead)
+DENSE_HEADS = (YOLOV3Head, YOLOXHead, SSDHead, ATSSHead, RetinaHead,
+               AnchorHead)
 LAYOUT_METHODS = ('forward', 'forward_single', 'predict_by_feat',
-                  '_predict_by_feat_single')
+                  '_predict_by_feat_single', '_bbox_decode')
+# Heads whose priors are points: their assigners pick points by the
+# predictions, mostly on the finest level, where a stride-sized cell has
+# IoU < 0.1 with any object over 3 strides wide.
+POINT_PRIOR_HEADS = (YOLOXHead, )
 
 
 class DensePredictions(NamedTuple):
@@ -32,17 +41,19 @@ class DensePredictions(NamedTuple):
     cls_logits: ``(N, P, C)`` pre-activation class logits; for softmax heads
         (SSD) the last channel is background.
     objectness: ``(N, P)`` in [0, 1]: SSD ``1 - p(background)``; sigmoid
-        heads the highest class score; YOLOv3 ``sigmoid(conf)``.
+        heads the highest class score; YOLOv3 and YOLOX their objectness
+        ``sigmoid(conf)``.
     deltas: ``(N, P, 4)`` raw box regression, in the box coder's normalised
-        space.
+        space (YOLOX: centre offset and log size in strides).
     boxes: ``(N, P, 4)`` decoded boxes, network-input pixels (x1, y1, x2, y2).
-    priors: ``(P, 4)`` prior boxes, network-input pixels.
+    priors: ``(P, 4)`` prior boxes, network-input pixels (YOLOX: the grid
+        cell of each point prior, ``(x, y, x + stride, y + stride)``).
     softmax: whether ``cls_logits`` include a background channel.
     featmap_sizes: ``(H_l, W_l)`` of each level.
     num_level_priors: priors per level (they sum to P).
     score_factors: ``(N, P)`` in [0, 1] that the head's ``predict``
-        multiplies the class scores by (YOLOv3 ``sigmoid(conf)``, ATSS
-        ``sigmoid(centerness)``), or ``None``.
+        multiplies the class scores by (YOLOv3 and YOLOX ``sigmoid(conf)``,
+        ATSS ``sigmoid(centerness)``), or ``None``.
     """
     cls_logits: Tensor
     objectness: Tensor
@@ -76,10 +87,10 @@ def _flatten(maps, channels: int) -> Tensor:
         [m.permute(0, 2, 3, 1).reshape(n, -1, channels) for m in maps], 1)
 
 
-def _grid_priors(head, maps, device):
+def _grid_priors(head, maps, device, **kwargs):
     """``(priors (P, 4), featmap sizes, priors per level)``."""
     sizes = [tuple(m.shape[-2:]) for m in maps]
-    levels = head.prior_generator.grid_priors(sizes, device=device)
+    levels = head.prior_generator.grid_priors(sizes, device=device, **kwargs)
     return torch.cat(levels), sizes, [len(p) for p in levels]
 
 
@@ -100,6 +111,17 @@ def check_dense_head(head) -> None:
             'attacks (DAG, RAP): they read per-prior predictions of '
             f'{", ".join(k.__name__ for k in DENSE_HEADS)} (and subclasses '
             f'that compute and decode them the same way); {why}')
+
+
+def check_prior_boxes(head, what: str) -> None:
+    """A TypeError naming ``what`` (a rule on the IoU of prior boxes with GT
+    boxes) on a head whose priors are points (:data:`POINT_PRIOR_HEADS`)."""
+    if isinstance(head, POINT_PRIOR_HEADS):
+        raise TypeError(
+            f'{what} selects priors by the IoU of their prior boxes with the '
+            f'GT boxes, and {type(head).__name__} has point priors, not '
+            'prior boxes (its stride-sized grid cells miss most of the '
+            'points that detect an object)')
 
 
 class DenseOutputAttack(DetectorAttack):
@@ -130,6 +152,17 @@ def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
         conf = pred[..., 4].sigmoid()
         return DensePredictions(pred[..., 5:], conf, deltas, boxes, priors,
                                 False, sizes, counts, score_factors=conf)
+    if isinstance(head, YOLOXHead):
+        cls_scores, bbox_preds, objectnesses = outs
+        points, sizes, counts = _grid_priors(  # (x, y, stride_w, stride_h)
+            head, cls_scores, inputs.device, with_stride=True)
+        deltas = _flatten(bbox_preds, 4)
+        conf = _flatten(objectnesses, 1).squeeze(-1).sigmoid()
+        boxes = head._bbox_decode(points, deltas)
+        cells = torch.cat([points[:, :2], points[:, :2] + points[:, 2:]], -1)
+        return DensePredictions(_flatten(cls_scores, head.cls_out_channels),
+                                conf, deltas, boxes, cells, False, sizes,
+                                counts, score_factors=conf)
     if isinstance(head, AnchorHead):
         cls_scores, bbox_preds = outs[0], outs[1]
         priors, sizes, counts = _grid_priors(head, cls_scores, inputs.device)

@@ -17,7 +17,7 @@ import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet_robust.attacks import DensePredictions, dense_predictions
 from mmdet_robust.attacks.base import check_budget, gt_in_input_coords
-from mmdet_robust.attacks.dense import check_dense_head
+from mmdet_robust.attacks.dense import check_dense_head, check_prior_boxes
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.cli import existing_file, positive_int
 
@@ -46,12 +46,17 @@ def load_detector(config: str, checkpoint: Optional[str]):
     return model.eval(), cfg
 
 
-def require_dense_head(model, tool: str) -> None:
+def require_dense_head(model, tool: str,
+                       prior_boxes: Optional[str] = None) -> None:
     """Tools that read the head's dense per-prior scores stop with a
     message, before any image is attacked, on a head they cannot read
-    (YOLOX, RTMDet, two-stage detectors)."""
+    (RTMDet, two-stage detectors), and those whose ``prior_boxes`` rule
+    selects priors by their boxes on a head with point priors (YOLOX)."""
+    head = getattr(model, 'bbox_head', None)
     try:
-        check_dense_head(getattr(model, 'bbox_head', None))
+        check_dense_head(head)
+        if prior_boxes:
+            check_prior_boxes(head, prior_boxes)
     except TypeError as err:
         raise SystemExit(f'{tool}: {err}') from None
 

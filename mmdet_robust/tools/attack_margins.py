@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from mmdet_robust.attacks import DAGAttack
+from mmdet_robust.attacks import DAGAttack, dense_predictions
 from mmdet_robust.attacks.base import CHECK_ERRORS
 from mmdet_robust.engine.attacked_evaluation import (build_attack,
                                                      configured_attacks)
@@ -84,6 +84,8 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
     """``{setting: summary}`` for clean images (attack ``None``) and each
     attack."""
     samples = data['data_samples']
+    with torch.no_grad():  # DAG draws its targets on the clean image
+        clean = dense_predictions(model, data['inputs'])
     results = {}
     for name, attack, dense in dense_under_attacks(model, data, attacks):
         probs = dense.class_scores()
@@ -93,7 +95,7 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
             gt_labels = sample.gt_instances.labels
             targeted = None
             if isinstance(attack, DAGAttack):
-                index, _ = attack.target_priors(model.bbox_head, dense,
+                index, _ = attack.target_priors(model.bbox_head, clean, i,
                                                 sample.gt_instances)
                 targeted = torch.zeros(len(dense.priors), dtype=torch.bool,
                                        device=index.device)

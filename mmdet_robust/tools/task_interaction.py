@@ -87,7 +87,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--steps', type=int, default=1)
     args = parse(parser, argv)
     model, cfg = load_detector(args.config, args.checkpoint)
-    require_dense_head(model, 'task_interaction')
+    require_dense_head(model, 'task_interaction',
+                       prior_boxes='its candidate set')
     data = test_batch(model, cfg, args.num_images, args.data_root)
     attacks = {'clean': None}
     for task in ('cls', 'loc'):

@@ -3,8 +3,8 @@
 # 3 maps at the 96x96 input of configs/_base_/datasets/shapes_voc.py).
 # Anchor-free, with targets re-assigned from the predictions (SimOTA): the
 # PGD attacks and adversarial training run on it through its loss keys
-# (loss_cls, loss_obj -> cls; loss_bbox, loss_l1 -> loc); DAG and RAP,
-# which read anchor heads' per-prior outputs, do not.
+# (loss_cls, loss_obj -> cls; loss_bbox, loss_l1 -> loc), DAG and RAP on
+# its per-point class logits, objectness and box offsets.
 norm_cfg = dict(type='BN', momentum=0.03, eps=0.001)
 act_cfg = dict(type='Swish')
 model = dict(
