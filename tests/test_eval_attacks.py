@@ -295,6 +295,26 @@ def test_dag_targets_are_the_heads_training_positives(config):
         head.assigner, MaxIoUAssigner), same_as_iou
 
 
+def test_dag_on_point_priors_refuses_the_iou_rules():
+    """YOLOX's priors are points: an explicit ``iou_thr`` is refused when
+    the attack is checked, and so is the IoU fallback of a head without an
+    assigner (no ``train_cfg``), instead of matching grid cells."""
+    model = random_model('configs/tiny_yolox_std_shapes.py')
+    inputs, samples = random_batch(model.bbox_head.num_classes, (2, ))
+    with pytest.raises(TypeError, match=(
+            r"DAGAttack with iou_thr=0.1 \(the original DAG's target rule\) "
+            'selects priors by the IoU of their prior boxes')):
+        DAGAttack(iou_thr=0.1).check(model)
+    DAGAttack().check(model)
+    with torch.no_grad():
+        dense = dense_predictions(model, inputs)
+    del model.bbox_head.assigner
+    with pytest.raises(TypeError, match='DAGAttack without an assigner it '
+                                        'can call selects priors'):
+        DAGAttack().target_priors(model.bbox_head, dense, 0,
+                                  samples[0].gt_instances)
+
+
 @pytest.mark.parametrize('config,score_factor', [
     ('configs/tiny_ssd_std_shapes.py', False),
     ('configs/tiny_yolov3_std_shapes.py', True),
