@@ -219,19 +219,19 @@ def _training_positives(model, inputs, dense, samples):
     gts = [s.gt_instances for s in samples]
     sizes = dense.featmap_sizes
     if isinstance(head, YOLOXHead):  # SimOTA, from the predictions
-        cls_scores, bbox_preds, objectness = head(model.extract_feat(inputs))
+        outs = head(model.extract_feat(inputs))
         points = torch.cat(head.prior_generator.grid_priors(
             sizes, device='cpu', with_stride=True))
-        flat = [torch.cat([m[i].flatten(1) for m in maps], 1).T
-                for maps in (cls_scores, bbox_preds, objectness)
-                for i in range(len(gts))]
-        cls, deltas, obj = [flat[k * len(gts):(k + 1) * len(gts)]
-                            for k in range(3)]
+
+        def image(maps, i):  # (P, channels), priors in grid_priors order
+            return torch.cat([m[i].flatten(1) for m in maps], 1).T
+
         positives = []
         for i, sample in enumerate(samples):
+            cls, deltas, obj = (image(maps, i) for maps in outs)
             fg, cls_target = head._get_targets_single(
-                points, cls[i], head._bbox_decode(points, deltas[i]),
-                obj[i].squeeze(1), sample.gt_instances, sample.metainfo)[:2]
+                points, cls, head._bbox_decode(points, deltas),
+                obj.squeeze(1), sample.gt_instances, sample.metainfo)[:2]
             # its class targets are one-hot times the IoU (> 0 here)
             assert (cls_target.amax(1) > 0).all()
             positives.append((fg.nonzero().squeeze(1),
@@ -293,6 +293,24 @@ def test_dag_targets_are_the_heads_training_positives(config):
     # RetinaNet's), not YOLOv3's or ATSS's
     assert isinstance(head, YOLOXHead) or all(same_as_iou) == isinstance(
         head.assigner, MaxIoUAssigner), same_as_iou
+
+
+def test_dag_targets_on_a_trained_yolox_are_simota_positives(yolox):
+    """On a trained YOLOX, where SimOTA's score cost matters (at random
+    weights its IoU and centre costs decide alone)."""
+    model, data = yolox
+    with torch.no_grad():
+        dense = dense_predictions(model, data['inputs'])
+        expected = _training_positives(model, data['inputs'], dense,
+                                       data['data_samples'])
+    for i, (sample, (index, labels)) in enumerate(
+            zip(data['data_samples'], expected)):
+        got_index, got_labels = DAGAttack().target_priors(
+            model.bbox_head, dense, i, sample.gt_instances)
+        order = got_index.argsort()
+        assert torch.equal(got_index[order], index)
+        assert torch.equal(got_labels[order], labels)
+    assert sum(len(i) for i, _ in expected) > 10
 
 
 def test_dag_on_point_priors_refuses_the_iou_rules():
