@@ -27,6 +27,9 @@ from mmdet_robust.datasets.make_shapes import make_shapes
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_STD = osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py')
 ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
+TINY_YOLOX = osp.join(REPO, 'configs', 'tiny_yolox_std_shapes.py')
+ROBUST_YOLOX_CFG = osp.join(REPO, 'configs', 'robust_eval',
+                            'tiny_yolox_shapes.py')
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 RANDOM_SIZE = 96
 
@@ -79,10 +82,11 @@ def tiny_cfg(shapes_root, work_dir, config=TINY_STD, **train) -> Config:
     return cfg
 
 
-def robust_cfg(shapes_root, work_dir, checkpoint, **attacks) -> Config:
-    """The tiny robust-eval config on the test data, evaluating
-    ``checkpoint`` under exactly ``attacks``."""
-    cfg = tiny_cfg(shapes_root, work_dir, config=ROBUST_CFG)
+def robust_cfg(shapes_root, work_dir, checkpoint, config=ROBUST_CFG,
+               **attacks) -> Config:
+    """A tiny robust-eval config (the SSD's unless ``config``) on the test
+    data, evaluating ``checkpoint`` under exactly ``attacks``."""
+    cfg = tiny_cfg(shapes_root, work_dir, config=config)
     cfg.test_cfg.attacks = attacks
     cfg.load_from = checkpoint
     return cfg
@@ -104,14 +108,33 @@ def trained_checkpoint(shapes_root, tmp_path_factory):
     return str(work_dir / 'epoch_16.pth'), cfg
 
 
+@pytest.fixture(scope='session')
+def trained_yolox_checkpoint(shapes_root, tmp_path_factory):
+    """The tiny YOLOX trained for 16 epochs (128 iterations, its config's
+    AdamW) through the Runner, saved, and evaluated with VOCMetric."""
+    work_dir = tmp_path_factory.mktemp('tiny_yolox')
+    cfg = tiny_cfg(shapes_root, work_dir, config=TINY_YOLOX, max_epochs=16,
+                   val_interval=16)
+    cfg.param_scheduler[0].end = 16  # warm-up iterations
+    cfg.param_scheduler[1].update(T_max=16, end=16)
+    cfg.default_hooks.checkpoint.interval = 16
+    Runner.from_cfg(cfg).train()
+    return str(work_dir / 'epoch_16.pth'), cfg
+
+
+def load_trained(checkpoint: str, cfg: Config):
+    """The model of ``cfg`` with the weights of ``checkpoint`` (train
+    mode, as built)."""
+    init_default_scope('mmdet')
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    model.load_state_dict(safe_torch_load(checkpoint)['state_dict'])
+    return model
+
+
 @pytest.fixture
 def detector(trained_checkpoint):
     """A fresh copy of the trained tiny detector (train mode)."""
-    path, cfg = trained_checkpoint
-    init_default_scope('mmdet')
-    model = MODELS.build(copy.deepcopy(cfg.model))
-    model.load_state_dict(safe_torch_load(path)['state_dict'])
-    return model
+    return load_trained(*trained_checkpoint)
 
 
 def voc_dataset(devkit: str, split: str = 'test', classes=None):

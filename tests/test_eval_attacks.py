@@ -8,8 +8,8 @@ import torch
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
-from conftest import (MMDET_CONFIGS, REPO, dataset_batch, random_batch,
-                      random_model, robust_cfg, tiny_cfg)
+from conftest import (MMDET_CONFIGS, dataset_batch, load_trained,
+                      random_batch, random_model, robust_cfg)
 from mmdet.evaluation import DumpDetResults
 from mmdet.models.dense_heads import ATSSHead, YOLOV3Head, YOLOXHead
 from mmdet.models.task_modules.assigners import MaxIoUAssigner
@@ -43,19 +43,10 @@ def test_batch(trained_checkpoint, detector):
 
 
 @pytest.fixture(scope='module')
-def yolox(shapes_root, tmp_path_factory):
-    """``(detector, test batch)``: the tiny YOLOX trained for 16 epochs
-    (128 iterations, its config's AdamW) on the test shapes."""
-    cfg = tiny_cfg(shapes_root, tmp_path_factory.mktemp('yolox'),
-                   config=osp.join(REPO, 'configs',
-                                   'tiny_yolox_std_shapes.py'),
-                   max_epochs=16, val_interval=16)
-    cfg.param_scheduler[0].end = 16  # warm-up iterations
-    cfg.param_scheduler[1].update(T_max=16, end=16)
-    cfg.default_hooks.checkpoint.interval = 16
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner.model, _test_batch(runner.model, cfg)
+def yolox(trained_yolox_checkpoint):
+    """``(detector in eval mode, test batch)``: the trained tiny YOLOX."""
+    model = load_trained(*trained_yolox_checkpoint).eval()
+    return model, _test_batch(model, trained_yolox_checkpoint[1])
 
 
 def trained(request, name: str):
