@@ -53,8 +53,14 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
     for model, seconds in report['seconds_per_image'].items():
         assert set(seconds) == set(report['mAP'][model])
         assert all(v > 0 for v in seconds.values())
+    for model, stats in report['attack_stats'].items():
+        assert set(stats) == set(report['mAP'][model]) - {'clean'}
+        assert all(0 <= s['linf'] <= 8 + 1e-3 for s in stats.values())
+        assert stats['cls_pgd']['linf'] > 0
+        assert 0 <= stats['dag']['dag_iters'] <= 150
     md = (work / 'report.md').read_text()
     assert '| STD |' in md and '| MTD |' in md and 'Wall time' in md
+    assert '- dag, MTD: ' in md and 'iterations per image' in md
     assert 'ms per test image' in md
     assert 'MTD starts from the config\'s own initialisation, on clean ' \
         'batches for the first half' in md

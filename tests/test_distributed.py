@@ -41,9 +41,12 @@ CHECKPOINTS = dict(ssd='trained_checkpoint', yolox='trained_yolox_checkpoint')
 def _evaluate(shapes_root, checkpoint, work_dir, loop, model='ssd'):
     """``RobustTestLoop`` (``loop='test'``) or ``RobustValLoop``
     (``'val'``, as training runs it) of the tiny ``model`` under
-    :data:`ATTACKS`."""
+    :data:`ATTACKS`; YOLOX on the first 15 of the 16 test images, so that
+    the sampler repeats one on the second of two processes."""
     cfg = robust_cfg(shapes_root, work_dir, checkpoint,
                      config=ROBUST_CFGS[model], **ATTACKS)
+    if model == 'yolox':
+        cfg.test_dataloader.dataset.indices = 15
     cfg.test_dataloader.batch_size = cfg.val_dataloader.batch_size = 1
     cfg.val_cfg = dict(type='RobustValLoop', attacks=ATTACKS)
     runner = Runner.from_cfg(cfg)
@@ -91,6 +94,13 @@ def test_one_and_two_processes_agree(request, shapes_root, tmp_path, model,
     if loop == 'test':
         report = json.load(open(osp.join(work, 'robustness.json')))
         assert set(report['mAP']) == {'clean', *ATTACKS}
+        # per-image attack statistics: each image counted once
+        single = json.load(open(tmp_path / 'one' / 'robustness.json'))
+        assert set(single['attack_stats']) == set(ATTACKS)
+        assert set(report['attack_stats']) == set(ATTACKS)
+        for name, stats in single['attack_stats'].items():
+            assert report['attack_stats'][name] == pytest.approx(
+                stats, abs=1e-6), name
 
 
 @MODEL_WRAPPERS.register_module(force=True)

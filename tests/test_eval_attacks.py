@@ -203,6 +203,36 @@ def test_dag_flips_targets_and_stops_early(request, model, object_argmax):
     assert quick.last_stats['dag_iters'].item() < iters
 
 
+@pytest.mark.parametrize('model', ['ssd', 'yolox'])
+def test_dag_counts_each_images_iterations(request, model):
+    """Per image, the iterations until none of its targets is correct: an
+    image fooled after k steps stops moving there (its ``r_m`` is 0), so
+    DAG with ``max_iters=k`` leaves it exactly where the full run does;
+    ``dag_at_cap`` marks the images that used all ``max_iters``."""
+    detector, test_batch = trained(request, model)
+    cap = 30
+    dag = DAGAttack(eps=32., gamma=2., max_iters=cap)  # budget not binding
+    adv = dag(detector, test_batch)
+    iters = dag.last_image_stats['dag_iters']
+    linf = dag.last_image_stats['linf']
+    assert iters.shape == linf.shape == (len(test_batch['inputs']), )
+    assert dag.last_stats['dag_iters'] == iters.max()
+    assert torch.equal(dag.last_image_stats['dag_at_cap'],
+                       (iters == cap).float())
+    space = PixelSpace(detector.data_preprocessor, test_batch['inputs'],
+                       test_batch['data_samples'])
+    delta = space.to_pixel(adv['inputs']) - space.clean_pixels()
+    assert torch.allclose(linf, delta.abs().flatten(1).amax(1), atol=1e-3)
+    assert (linf[iters == 0] == 0).all()  # fooled on the clean image
+    early = ((0 < iters) & (iters < cap)).nonzero().flatten()
+    assert len(early) and (iters == cap).any()  # both ends occur
+    k = int(iters[early[0]])
+    short = DAGAttack(eps=32., gamma=2., max_iters=k)
+    adv_k = short(detector, test_batch)
+    assert torch.equal(adv_k['inputs'][early[0]], adv['inputs'][early[0]])
+    assert short.last_image_stats['dag_at_cap'][early[0]] == 1
+
+
 def _training_positives(model, inputs, dense, samples):
     """Per image ``(prior indices, labels)`` that the head's own training
     targets (``get_targets``, MMDetection's code) make positive."""
@@ -565,6 +595,14 @@ def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
     table = (tmp_path / 'robustness.md').read_text()
     assert all(f'| {name} |' in table for name in ('clean', *attacks))
     assert f'| {seconds["rap"]:.3g} |' in table
+    # per-image attack statistics, averaged over the 16 test images
+    stats = report['attack_stats']
+    assert list(stats) == list(attacks)  # none for clean
+    assert all(0 < stats[name]['linf'] <= EPS + 1e-3 for name in attacks)
+    assert 0 < stats['dag']['dag_iters'] <= 20
+    assert 0 <= stats['dag']['dag_at_cap'] <= 1
+    assert f'| {stats["rap"]["linf"]:.2f} |' in table
+    assert '- dag: dag_at_cap' in table
 
 
 def test_robust_eval_without_annotations_is_a_clear_error(

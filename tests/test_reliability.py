@@ -83,6 +83,10 @@ def test_interrupted_eval_reruns_only_unfinished_attacks(
     assert report['mAP']['cls_pgd'] == saved['mAP']['cls_pgd']
     timed = report['seconds_per_image']  # the reused entry keeps its time
     assert timed['cls_pgd'] == saved['seconds_per_image']['cls_pgd'] > 0
+    # and its attack statistics
+    assert report['attack_stats']['cls_pgd'] == \
+        saved['attack_stats']['cls_pgd']
+    assert set(report['attack_stats']) == {'cls_pgd', 'loc_pgd'}
     assert timed['loc_pgd'] > 0
     assert metrics['cls_pgd/pascal_voc/mAP'] == saved['mAP']['cls_pgd']
 

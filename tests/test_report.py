@@ -24,8 +24,8 @@ def test_entries_without_the_metric_are_reported_not_fatal(tmp_path):
     assert report.headline() == {'clean': None, 'cls_pgd': .25,
                                  'cls_pgd_eps2': None}
     rows = report.to_markdown().splitlines()
-    assert rows[2] == '| clean | - | - | - |'
-    assert rows[3] == '| cls_pgd | 25.0 | - | 0.5 |'
+    assert rows[2] == '| clean | - | - | - | - |'
+    assert rows[3] == '| cls_pgd | 25.0 | - | 0.5 | - |'
     paths = report.write(str(tmp_path))
     saved = json.load(open(paths['json']))
     assert saved['mAP']['clean'] is None and saved['mAP']['cls_pgd'] == .25
@@ -35,4 +35,21 @@ def test_entries_without_the_metric_are_reported_not_fatal(tmp_path):
 def test_ratio_to_clean():
     report = RobustnessReport({'clean': {'pascal_voc/mAP': .8},
                                'dag': {'pascal_voc/mAP': .2}})
-    assert report.to_markdown().splitlines()[3] == '| dag | 20.0 | 25.0 | - |'
+    assert report.to_markdown().splitlines()[3] == \
+        '| dag | 20.0 | 25.0 | - | - |'
+
+
+def test_attack_statistics_are_reported(tmp_path):
+    stats = {'cls_pgd': {'linf': 7.996},
+             'dag': {'dag_at_cap': 0.25, 'dag_iters': 41.5, 'linf': 6.5}}
+    report = RobustnessReport({'clean': {'pascal_voc/mAP': .8},
+                               'cls_pgd': {'pascal_voc/mAP': .1},
+                               'dag': {'pascal_voc/mAP': .2}},
+                              attack_stats=stats)
+    rows = report.to_markdown().splitlines()
+    assert rows[2] == '| clean | 80.0 | 100.0 | - | - |'
+    assert rows[3] == '| cls_pgd | 10.0 | 12.5 | - | 8.00 |'
+    assert rows[4] == '| dag | 20.0 | 25.0 | - | 6.50 |'
+    assert rows[-1] == '- dag: dag_at_cap 0.25, dag_iters 41.5'
+    saved = json.load(open(report.write(str(tmp_path))['json']))
+    assert saved['attack_stats'] == stats

@@ -199,8 +199,12 @@ class DetectorAttack:
     ``data`` is the data preprocessor's output ``dict(inputs=(N, C, H, W)
     normalised, data_samples=[...])`` with GT boxes in network-input
     coordinates; the result has the same structure, the same samples, and
-    adversarial ``inputs``. Statistics of the last call (tensors) are in
-    ``last_stats``. Subclasses implement :meth:`perturb` in pixel space.
+    adversarial ``inputs``. Statistics of the last call: ``last_stats``
+    (scalar tensors, logged by the training loop) and ``last_image_stats``
+    (``{name: (N,) tensor}``, one value per image, averaged over the test
+    set by the evaluation loops), where every attack gives ``linf``, the
+    perturbation's max norm ``||x_adv - x||_inf`` in pixels (0..255).
+    Subclasses implement :meth:`perturb` in pixel space.
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -208,6 +212,7 @@ class DetectorAttack:
             raise ValueError(f'seed must be an integer, got {seed!r}')
         self.seed = seed
         self.last_stats: Dict[str, Tensor] = {}
+        self.last_image_stats: Dict[str, Tensor] = {}
 
     def check(self, detector) -> None:
         """Raise one of :data:`CHECK_ERRORS`, naming the problem, where this
@@ -228,10 +233,11 @@ class DetectorAttack:
         space = PixelSpace(detector.data_preprocessor, inputs, samples)
         x = space.clean_pixels()
         gens = image_generators(samples, inputs.device, self.seed, salt)
-        self.last_stats = {}
+        self.last_stats, self.last_image_stats = {}, {}
         with attack_mode(detector), torch.enable_grad(), \
                 shared_targets(getattr(detector, 'bbox_head', None)):
             x_adv = self.perturb(detector, space, x, samples, gens).detach()
-        self.last_stats['adv_linf'] = (x_adv - x).abs().flatten(1).amax(
-            1).mean()
+        linf = (x_adv - x).abs().flatten(1).amax(1)
+        self.last_stats['adv_linf'] = linf.mean()
+        self.last_image_stats['linf'] = linf
         return dict(data, inputs=space.to_input(x_adv))

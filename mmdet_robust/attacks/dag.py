@@ -104,6 +104,10 @@ class DAGAttack(DenseOutputAttack):
     eps ball (the robust-detection papers' protocol). ``gamma``, ``eps`` in
     pixel units; norms are per image. ``last_stats``: ``dag_iters`` (iterations
     run) and ``dag_correct`` (fraction of targets still correct at the end).
+    ``last_image_stats``: ``dag_iters``, the iterations each image took
+    until none of its targets was correct (``max_iters`` if never; an
+    image whose targets are all fooled stops moving, as its ``r_m`` is 0),
+    and ``dag_at_cap``, 1 where that is ``max_iters``.
 
     "Still correct" ranks the object classes only (``object_argmax=True``):
     a one-stage head reports a box for *every* class whose score clears
@@ -208,6 +212,7 @@ class DAGAttack(DenseOutputAttack):
                 ) -> Tensor:
         x_m = x
         targets = None
+        iters = torch.full((len(x), ), float(self.max_iters))
         for m in range(self.max_iters):
             x_m = x_m.detach().requires_grad_(True)
             dense = dense_predictions(detector, space.to_input(x_m))
@@ -223,6 +228,8 @@ class DAGAttack(DenseOutputAttack):
             for i, (index, true, adv) in enumerate(targets):
                 logits = dense.cls_logits[i, index]  # (T, C)
                 correct = logits[:, :num_ranked].argmax(-1) == true  # T_m
+                if not correct.any() and iters[i] == self.max_iters:
+                    iters[i] = m  # fooled from now on: r_m is 0 here
                 still_correct += int(correct.sum())
                 total += len(index)
                 gain = logits.gather(1, adv[:, None]) - logits.gather(
@@ -241,4 +248,6 @@ class DAGAttack(DenseOutputAttack):
                           self.eps)
         else:
             self.last_stats['dag_iters'] = torch.tensor(float(self.max_iters))
+        self.last_image_stats.update(
+            dag_iters=iters, dag_at_cap=(iters == self.max_iters).float())
         return x_m.detach()

@@ -116,6 +116,9 @@ class TransferAttack(DetectorAttack):
         adv = self.attack(source, dict(inputs=src_space.inputs,
                                        data_samples=samples))
         self.last_stats.update(self.attack.last_stats)
+        # the source attack's own statistics (its linf is replaced by the
+        # target-side one when this call returns)
+        self.last_image_stats.update(self.attack.last_image_stats)
         delta = src_space.to_pixel(adv['inputs']) - x_src
         delta = _resize(delta, (height, width))
         if flip:

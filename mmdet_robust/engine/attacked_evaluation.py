@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from mmengine.dist import all_gather_object, get_rank
 from mmengine.runner import autocast
 
 from mmdet.registry import MODELS
@@ -137,6 +138,9 @@ class AttackedEvaluation:
         self.fp16 = fp16
         self._seconds = defaultdict(float)  # per entry, on this process
         self._images = defaultdict(int)
+        # {entry: {stat: {image: value}}} of the attacks' last_image_stats
+        self._image_stats = defaultdict(lambda: defaultdict(dict))
+        self.image_stats: Dict[str, Dict[str, float]] = {}
 
     def process(self, model, data_batch: dict,
                 names: Optional[Sequence[str]] = None) -> List:
@@ -165,6 +169,7 @@ class AttackedEvaluation:
             start = time.perf_counter()
             with autocast(enabled=self.fp16):
                 adv = self.attacks[name](detector, to_attack)
+            self._record_image_stats(name, data['data_samples'])
             adv_outputs = predict_preprocessed(
                 model, adv['inputs'], data['data_samples'], self.fp16)
             self.evaluators[name].process(
@@ -176,11 +181,43 @@ class AttackedEvaluation:
     def evaluate(self, size: int, names: Optional[Sequence[str]] = None
                  ) -> Dict[str, dict]:
         """``{name: metrics}`` of entries ``names`` (default: all) over the
-        ``size`` samples processed (gathered across ranks)."""
+        ``size`` samples processed (gathered across ranks). The means of
+        their attacks' per-image statistics go to :attr:`image_stats`."""
         names = list(self.evaluators) if names is None else names
+        self._gather_image_stats(names)
         return {name: with_no_detection_metrics(
             self.evaluators[name], self.evaluators[name].evaluate(size), name)
             for name in names}
+
+    def _record_image_stats(self, name: str, data_samples: Sequence) -> None:
+        """Keep attack ``name``'s ``last_image_stats`` per test image (by
+        its path: a sample the distributed sampler repeats to even out the
+        shards counts once)."""
+        for stat, values in self.attacks[name].last_image_stats.items():
+            per_image = self._image_stats[name][stat]
+            for sample, value in zip(data_samples, values.tolist()):
+                key = sample.metainfo.get('img_path',
+                                          sample.metainfo.get('img_id'))
+                if key is None:
+                    key = (get_rank(), len(per_image))
+                per_image[key] = value
+
+    def _gather_image_stats(self, names: Sequence[str]) -> None:
+        """:attr:`image_stats` ``{name: {stat: mean over the test images}}``
+        for ``names``, across ranks; their records are then dropped (the
+        validation loop evaluates every epoch)."""
+        local = {name: {stat: dict(values) for stat, values in
+                        self._image_stats.pop(name, {}).items()}
+                 for name in names}
+        merged = defaultdict(lambda: defaultdict(dict))
+        for rank_stats in all_gather_object(local):
+            for name, stats in rank_stats.items():
+                for stat, values in stats.items():
+                    merged[name][stat].update(values)
+        self.image_stats.update({
+            name: {stat: sum(v.values()) / len(v)
+                   for stat, v in sorted(stats.items())}
+            for name, stats in merged.items()})
 
     def _clock(self, name: str, start: float, images: int) -> None:
         """Add the time since ``start`` to entry ``name``. The metric's

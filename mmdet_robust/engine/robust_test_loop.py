@@ -90,6 +90,7 @@ class FinishedEntry(NamedTuple):
     settings: Optional[dict]  # the attack's config (None for clean)
     fingerprint: dict
     seconds_per_image: Optional[float]
+    image_stats: Optional[dict]  # {stat: mean over the test images}
 
 
 @LOOPS.register_module()
@@ -151,7 +152,7 @@ class RobustTestLoop(TestLoop):
         self.report_name = report_name
         self.per_attack_passes = per_attack_passes
         self.resume = resume
-        self._reused_seconds = {}
+        self._reused_seconds, self._reused_stats = {}, {}
 
     @property
     def report_path(self) -> str:
@@ -199,7 +200,8 @@ class RobustTestLoop(TestLoop):
                     continue  # another checkpoint, test set or version
                 entry = FinishedEntry(
                     metrics, old.get('settings', {}).get(name), prints[name],
-                    old.get('seconds_per_image', {}).get(name))
+                    old.get('seconds_per_image', {}).get(name),
+                    old.get('attack_stats', {}).get(name))
                 if name not in self.evaluators:
                     others[name] = entry
                 elif attack == self._prints[name]['attack']:
@@ -233,6 +235,9 @@ class RobustTestLoop(TestLoop):
         results = {name: e.metrics for name, e in reusable.items()}
         self._reused_seconds = {name: e.seconds_per_image
                                 for name, e in reusable.items()}
+        self._reused_stats = {name: e.image_stats
+                              for name, e in reusable.items()
+                              if e.image_stats is not None}
         if results:
             print_log(f'reusing finished entries of {self.report_path}: '
                       f'{", ".join(results)}', logger='current')
@@ -285,12 +290,17 @@ class RobustTestLoop(TestLoop):
         seconds = dict({name: seconds.get(name) for name in ordered},
                        **{name: e.seconds_per_image
                           for name, e in kept.items()})
+        computed = dict(self._reused_stats, **self.entries.image_stats)
+        stats = {name: computed[name] for name in ordered if name in computed}
+        stats.update({name: e.image_stats for name, e in kept.items()
+                      if e.image_stats is not None})
         cfg = self.runner.cfg
         report = RobustnessReport(
             metrics, settings=settings,
             model=dict(config=getattr(cfg, 'filename', None),
                        checkpoint=cfg.get('load_from')),
-            fingerprints=prints, seconds_per_image=seconds)
+            fingerprints=prints, seconds_per_image=seconds,
+            attack_stats=stats)
         paths = report.write(self.runner.work_dir, self.report_name)
         if not log:
             return

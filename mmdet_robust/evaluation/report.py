@@ -41,17 +41,23 @@ class RobustnessReport:
     ``metrics``: ``{attack name: {metric key: value}}`` (e.g. ``{'clean':
     {'pascal_voc/mAP': 0.89}, 'cls_pgd': {...}}``); ``settings``: each
     attack's config, reported next to its number; ``seconds_per_image``:
-    each entry's wall time per test image (``None`` where unknown).
+    each entry's wall time per test image (``None`` where unknown);
+    ``attack_stats``: ``{attack: {stat: mean over the test images}}`` of
+    the attacks' per-image statistics (``linf``: the perturbation's max
+    norm in pixels; DAG's ``dag_iters`` and ``dag_at_cap``).
     """
 
-    def __init__(self, metrics: Dict[str, Dict[str, float]],
-                 settings: Optional[Dict[str, dict]] = None,
-                 model: Optional[dict] = None,
-                 fingerprints: Optional[Dict[str, dict]] = None,
-                 seconds_per_image: Optional[Dict[str, Optional[float]]] = None
-                 ) -> None:
+    def __init__(
+            self, metrics: Dict[str, Dict[str, float]],
+            settings: Optional[Dict[str, dict]] = None,
+            model: Optional[dict] = None,
+            fingerprints: Optional[Dict[str, dict]] = None,
+            seconds_per_image: Optional[Dict[str, Optional[float]]] = None,
+            attack_stats: Optional[Dict[str, Dict[str, float]]] = None
+    ) -> None:
         self.metrics = metrics
         self.seconds_per_image = seconds_per_image or {}
+        self.attack_stats = attack_stats or {}
         self.fingerprints = fingerprints or {}
         self.settings = settings or {}
         self.model = model or {}
@@ -70,19 +76,31 @@ class RobustnessReport:
         return dict(model=self.model, metric=self.key,
                     mAP=self.headline(), metrics=self.metrics,
                     settings=self.settings, fingerprints=self.fingerprints,
-                    seconds_per_image=self.seconds_per_image)
+                    seconds_per_image=self.seconds_per_image,
+                    attack_stats=self.attack_stats)
 
     def to_markdown(self) -> str:
         clean = self.headline().get('clean')
-        lines = [f'| attack | {self.key} | % of clean | s / image |',
-                 '|---|---|---|---|']
+        lines = [f'| attack | {self.key} | % of clean | s / image | '
+                 'mean L_inf (px) |', '|---|---|---|---|---|']
+        notes = []
         for name, value in self.headline().items():
             ratio = f'{100 * value / clean:.1f}' \
                 if clean and value is not None else '-'
             value = '-' if value is None else f'{100 * value:.1f}'
             seconds = self.seconds_per_image.get(name)
             seconds = '-' if seconds is None else f'{seconds:.3g}'
-            lines.append(f'| {name} | {value} | {ratio} | {seconds} |')
+            stats = dict(self.attack_stats.get(name) or {})
+            linf = stats.pop('linf', None)
+            linf = '-' if linf is None else f'{linf:.2f}'
+            lines.append(
+                f'| {name} | {value} | {ratio} | {seconds} | {linf} |')
+            if stats:
+                notes.append(f'- {name}: ' + ', '.join(
+                    f'{stat} {mean:.3g}' for stat, mean in stats.items()))
+        if notes:
+            lines += ['', 'Further attack statistics (means over the test '
+                      'images):', ''] + notes
         return '\n'.join(lines) + '\n'
 
     def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:

@@ -54,6 +54,25 @@ def _sweep_tables(reports: Dict[str, dict]) -> str:
     return '\n'.join(out) + '\n'
 
 
+def _attack_statistics(stats: Dict[str, Dict[str, dict]], columns) -> str:
+    """Mean perturbation size per model x attack, and DAG's iterations."""
+    attacks = [a for a in columns if a != 'clean']
+    linf = {m: {a: s.get(a, {}).get('linf') for a in attacks}
+            for m, s in stats.items()}
+    out = ['\n## Attack statistics (means over the test images)\n',
+           'Perturbation size, max |x_adv - x| in pixels of 255:\n',
+           _table(linf, attacks, '{:.2f}', 1.)]
+    dag = [f'- {name}, {model.upper()}: {s[name]["dag_iters"]:.1f} '
+           f'iterations per image, {100 * s[name]["dag_at_cap"]:.0f}% of '
+           'the images at max_iters'
+           for name in ('dag', 'dag_dense') for model, s in stats.items()
+           if 'dag_iters' in s.get(name, {})]
+    if dag:
+        out += ['DAG stops on an image once none of its targets is '
+                'correct, else at max_iters:\n'] + dag
+    return '\n'.join(out) + '\n'
+
+
 def write_demo_report(demo) -> None:
     work_dir, args = demo.work_dir, demo.args
     reports = {m: json.load(open(osp.join(work_dir, m, 'robustness.json')))
@@ -62,6 +81,9 @@ def write_demo_report(demo) -> None:
             for m, r in reports.items()}
     seconds = {m: {a: r.get('seconds_per_image', {}).get(a) for a in main[m]}
                for m, r in reports.items()}
+    stats = {m: {a: v for a, v in r.get('attack_stats', {}).items()
+                 if a in main[m]}
+             for m, r in reports.items()}
     columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
                            'dag_dense', 'rap')
                if any(a in v for v in main.values())]
@@ -87,6 +109,7 @@ def write_demo_report(demo) -> None:
                    sweeps={m: sweep_curves(r['mAP'])
                            for m, r in reports.items()},
                    timings_s=demo.timings, seconds_per_image=seconds,
+                   attack_stats=stats,
                    files=dict(plots=plots, detections=figure))
     atomic_write(osp.join(work_dir, 'report.json'),
                  json.dumps(summary, indent=2, default=str))
@@ -95,7 +118,8 @@ def write_demo_report(demo) -> None:
           f'data `{settings["data_root"]}`; MTD starts from '
           f'{MTD_INITS[args.mtd_init]}. mAP@0.5 (%), '
           f'{settings["metric"]}; every attack at eps = 8 (pixels of 255).\n',
-          _table(main, columns), '## Sweeps\n', _sweep_tables(reports),
+          _table(main, columns), _attack_statistics(stats, columns),
+          '## Sweeps\n', _sweep_tables(reports),
           '\n![mAP vs eps](mAP_vs_eps.png)\n![mAP vs steps](mAP_vs_steps.png)'
           '\n\n![detections](detections.png)\n',
           '\n## Attack settings\n', '```json\n' + json.dumps(
