@@ -37,6 +37,9 @@ def test_validation_under_attack_picks_the_best_checkpoint(
     # 0.44 vs 0.69 when written
     assert attacked < 0.8 * clean
     assert osp.isfile(tmp_path / 'best_cls_pgd_pascal_voc_mAP_epoch_1.pth')
+    # the attack's mean perturbation (pixels) is logged, within eps (images
+    # without objects give PGD no gradient: 0 there)
+    assert 4 < hub.get_scalar('val/cls_pgd/linf').current() <= 8 + 1e-3
     # the metric's samples keep their original-image GT: the clean entry
     # scores like stock validation of the same weights
     stock = tiny_cfg(shapes_root, tmp_path / 'stock')

@@ -17,7 +17,10 @@ class RobustValLoop(ValLoop):
     entries as :class:`RobustTestLoop`, without its report files), so
     training can be watched for robustness and
     ``default_hooks.checkpoint.save_best='cls_pgd/pascal_voc/mAP'`` keeps
-    the most robust checkpoint instead of the most accurate one::
+    the most robust checkpoint instead of the most accurate one. Each
+    attack's per-image statistics are logged next to its metrics, as means
+    over the validation images (``cls_pgd/linf``: the perturbation's mean
+    max norm in pixels; DAG's ``dag/dag_iters``, ``dag/dag_at_cap``)::
 
         val_cfg = dict(type='RobustValLoop', attacks=dict(
             cls_pgd=dict(type='PGDAttack', task='cls', eps=8, steps=10)))
@@ -45,6 +48,7 @@ class RobustValLoop(ValLoop):
             self.run_iter(idx, data_batch)
         metrics = flat_metrics(
             self.entries.evaluate(len(self.dataloader.dataset)))
+        metrics.update(flat_metrics(self.entries.image_stats))
         self.runner.call_hook('after_val_epoch', metrics=metrics)
         self.runner.call_hook('after_val')
         return metrics
