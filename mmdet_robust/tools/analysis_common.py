@@ -76,11 +76,17 @@ def test_batch(model, cfg, num_images: int, data_root: Optional[str] = None,
     return dict(data, data_samples=gt_in_input_coords(data['data_samples']))
 
 
-def dense_under_attacks(model, data: dict, attacks: Dict[str, Optional[object]]
-                        ) -> Iterator[Tuple[str, object, DensePredictions]]:
+def dense_under_attacks(
+        model, data: dict, attacks: Dict[str, Optional[object]],
+        clean: Optional[DensePredictions] = None
+) -> Iterator[Tuple[str, object, DensePredictions]]:
     """``(name, attack, dense predictions)`` on the batch as each attack
-    leaves it (``None``: the clean batch)."""
+    leaves it (``None``: the clean batch, whose predictions are ``clean``
+    where the caller has them already)."""
     for name, attack in attacks.items():
+        if attack is None and clean is not None:
+            yield name, attack, clean
+            continue
         inputs = data['inputs'] if attack is None else attack(
             model, data)['inputs']
         with torch.no_grad():

@@ -87,7 +87,8 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
     with torch.no_grad():  # DAG draws its targets on the clean image
         clean = dense_predictions(model, data['inputs'])
     results = {}
-    for name, attack, dense in dense_under_attacks(model, data, attacks):
+    for name, attack, dense in dense_under_attacks(model, data, attacks,
+                                                   clean):
         probs = dense.class_scores()
         objects = []
         for i, sample in enumerate(samples):
