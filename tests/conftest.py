@@ -214,9 +214,8 @@ def fcos_config(directory) -> str:
     distances from points, a head that DAG and RAP cannot read. Returns
     its path in ``directory``."""
     path = osp.join(str(directory), 'tiny_fcos_shapes.py')
-    base = osp.join(REPO, 'configs', 'robust_eval', 'tiny_yolox_shapes.py')
     with open(path, 'w') as f:
-        f.write(f'''_base_ = [{base!r}]
+        f.write(f'''_base_ = [{ROBUST_YOLOX_CFG!r}]
 model = dict(bbox_head=dict(
     _delete_=True, type='FCOSHead', num_classes=4, in_channels=32,
     feat_channels=32, stacked_convs=1, strides=(8, 16, 32),

@@ -1,11 +1,10 @@
 import json
-import os.path as osp
 import re
 
 import pytest
 import torch
 
-from conftest import REPO, ROBUST_CFG, TINY_STD, fcos_config
+from conftest import ROBUST_CFG, ROBUST_YOLOX_CFG, TINY_STD, fcos_config
 from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
                                 task_interaction)
 from mmdet_robust.tools.attack_margins import object_margins, summarise
@@ -103,11 +102,10 @@ def test_dense_score_tools_refuse_a_head_without_them(tool, extra,
 def test_task_interaction_refuses_point_priors(shapes_root, tmp_path):
     """Its candidates are priors by the IoU of their boxes with the GT;
     YOLOX's priors are points."""
-    yolox = osp.join(REPO, 'configs', 'robust_eval', 'tiny_yolox_shapes.py')
     with pytest.raises(SystemExit, match=(
             'task_interaction: its candidate set selects priors by the IoU '
             'of their prior boxes .* YOLOXHead has point priors')):
-        task_interaction.main([yolox, '--work-dir', str(tmp_path),
+        task_interaction.main([ROBUST_YOLOX_CFG, '--work-dir', str(tmp_path),
                                '--data-root', shapes_root])
     assert not (tmp_path / 'task_interaction.json').exists()
 

@@ -6,8 +6,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import (REPO, ROBUST_CFG, TINY_STD, dataset_batch, fcos_config,
-                      random_model)
+from conftest import (REPO, ROBUST_CFG, TINY_STD, TINY_YOLOX, dataset_batch,
+                      fcos_config, random_model)
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
 from mmdet_robust.attacks.base import gt_in_input_coords
@@ -140,14 +140,13 @@ def test_a_source_the_attack_cannot_run_on_is_named_when_built(
         type='TransferAttack', source_config=fcos, source_checkpoint=None,
         attack=dict(type='PGDAttack', task='cls')), detector)
     # DAG on a YOLOX source, but not with the dense set (point priors)
-    yolox = osp.join(REPO, 'configs', 'tiny_yolox_std_shapes.py')
     build_attack('transfer_dag', dict(
-        type='TransferAttack', source_config=yolox, source_checkpoint=None,
-        attack=dict(type='DAGAttack')), detector)
+        type='TransferAttack', source_config=TINY_YOLOX,
+        source_checkpoint=None, attack=dict(type='DAGAttack')), detector)
     with pytest.raises(TypeError, match=(
             'iou_thr=0.1 .* YOLOXHead has point priors')):
         build_attack('transfer_dag_dense', dict(
-            type='TransferAttack', source_config=yolox,
+            type='TransferAttack', source_config=TINY_YOLOX,
             source_checkpoint=None,
             attack=dict(type='DAGAttack', iou_thr=0.1)), detector)
 
