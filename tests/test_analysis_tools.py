@@ -4,7 +4,8 @@ import re
 import pytest
 import torch
 
-from conftest import ROBUST_CFG, ROBUST_YOLOX_CFG, TINY_STD, fcos_config
+from conftest import (ROBUST_CFG, ROBUST_RTMDET_CFG, ROBUST_YOLOX_CFG,
+                      TINY_STD, gfl_config)
 from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
                                 task_interaction)
 from mmdet_robust.tools.attack_margins import object_margins, summarise
@@ -85,27 +86,45 @@ def test_attack_margins_tool(trained_checkpoint, shapes_root, tmp_path,
         attack_margins.main(args + ['--attacks', 'dga'])
 
 
+def test_attack_margins_on_distances_from_points(trained_rtmdet_checkpoint,
+                                                shapes_root, tmp_path):
+    """On the trained tiny RTMDet (class logits and boxes decoded from
+    distances at points): after DAG, whose targets are its assigner's
+    positives, the true class comes first at fewer objects."""
+    path, _ = trained_rtmdet_checkpoint
+    attack_margins.main([ROBUST_RTMDET_CFG, path, '--work-dir',
+                         str(tmp_path), '--data-root', shapes_root,
+                         '--num-images', '16', '--attacks', 'dag'])
+    results = json.load(open(tmp_path / 'attack_margins.json'))['results']
+    assert results['clean']['objects'] == results['dag']['objects'] > 0
+    assert results['dag']['true_first'] < results['clean']['true_first']
+    assert 0 <= results['dag']['untargeted_best'] <= 1
+
+
 @pytest.mark.parametrize('tool, extra', [
     (attack_margins, ['--attacks', 'cls_pgd']), (task_interaction, [])])
 def test_dense_score_tools_refuse_a_head_without_them(tool, extra,
                                                       shapes_root, tmp_path):
-    """FCOS has no per-prior class scores these tools can read: a message
+    """GFL has no per-prior class scores these tools can read: a message
     naming the tool, before any image is attacked."""
     name = tool.__name__.split('.')[-1]
-    with pytest.raises(SystemExit, match=f'{name}: FCOSHead is not '
+    with pytest.raises(SystemExit, match=f'{name}: GFLHead is not '
                                          'supported'):
-        tool.main([fcos_config(tmp_path), '--work-dir', str(tmp_path),
+        tool.main([gfl_config(tmp_path), '--work-dir', str(tmp_path),
                    '--data-root', shapes_root, *extra])
     assert not (tmp_path / f'{name}.json').exists()
 
 
-def test_task_interaction_refuses_point_priors(shapes_root, tmp_path):
+@pytest.mark.parametrize('config, head', [
+    (ROBUST_YOLOX_CFG, 'YOLOXHead'), (ROBUST_RTMDET_CFG, 'RTMDetSepBNHead')])
+def test_task_interaction_refuses_point_priors(config, head, shapes_root,
+                                               tmp_path):
     """Its candidates are priors by the IoU of their boxes with the GT;
-    YOLOX's priors are points."""
+    YOLOX's and RTMDet's priors are points."""
     with pytest.raises(SystemExit, match=(
             'task_interaction: its candidate set selects priors by the IoU '
-            'of their prior boxes .* YOLOXHead has point priors')):
-        task_interaction.main([ROBUST_YOLOX_CFG, '--work-dir', str(tmp_path),
+            f'of their prior boxes .* {head} has point priors')):
+        task_interaction.main([config, '--work-dir', str(tmp_path),
                                '--data-root', shapes_root])
     assert not (tmp_path / 'task_interaction.json').exists()
 

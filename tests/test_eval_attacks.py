@@ -1,5 +1,6 @@
 import copy
 import json
+import math
 import os.path as osp
 import pickle
 
@@ -11,13 +12,16 @@ from mmengine.structures import InstanceData
 from conftest import (MMDET_CONFIGS, dataset_batch, load_trained,
                       random_batch, random_model, robust_cfg)
 from mmdet.evaluation import DumpDetResults
-from mmdet.models.dense_heads import ATSSHead, YOLOV3Head, YOLOXHead
+from mmdet.models.dense_heads import (ATSSHead, FCOSHead, RTMDetHead,
+                                      YOLOV3Head, YOLOXHead)
 from mmdet.models.task_modules.assigners import MaxIoUAssigner
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import distance2bbox
 from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
                                   RAPAttack, TaskLosses, dense_predictions)
 from mmdet_robust.attacks.base import gt_in_input_coords, image_generators
 from mmdet_robust.attacks.dag import matched_priors
+from mmdet_robust.attacks.dense import POINT_PRIOR_HEADS
 from mmdet_robust.engine.robust_test_loop import expand_sweep
 
 EPS = 8.
@@ -26,6 +30,11 @@ SIGMOID_CONFIGS = {  # RetinaNet-style heads: sigmoid classes, focal loss
                           'retinanet_r18_fpn_1x_coco.py'),
     'atss': osp.join(MMDET_CONFIGS, 'atss',
                      'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')}
+DISTANCE_CONFIGS = {  # sigmoid classes, distances (l, t, r, b) from points
+    'fcos': osp.join(MMDET_CONFIGS, 'fcos',
+                     'fcos_r50-caffe_fpn_gn-head_1x_coco.py'),
+    'rtmdet': osp.join(MMDET_CONFIGS, 'rtmdet',
+                       'rtmdet_tiny_8xb32-300e_coco.py')}
 
 
 def _test_batch(detector, cfg) -> dict:
@@ -49,10 +58,18 @@ def yolox(trained_yolox_checkpoint):
     return model, _test_batch(model, trained_yolox_checkpoint[1])
 
 
+@pytest.fixture(scope='module')
+def rtmdet(trained_rtmdet_checkpoint):
+    """``(detector in eval mode, test batch)``: the trained tiny RTMDet."""
+    model = load_trained(*trained_rtmdet_checkpoint).eval()
+    return model, _test_batch(model, trained_rtmdet_checkpoint[1])
+
+
 def trained(request, name: str):
-    """``(detector, test batch)`` of the trained tiny SSD or YOLOX."""
-    if name == 'yolox':
-        return request.getfixturevalue('yolox')
+    """``(detector, test batch)`` of the trained tiny SSD, YOLOX or
+    RTMDet."""
+    if name in ('yolox', 'rtmdet'):
+        return request.getfixturevalue(name)
     return (request.getfixturevalue('detector'),
             request.getfixturevalue('test_batch'))
 
@@ -160,11 +177,11 @@ def test_pgd_raises_its_task_loss(detector, test_batch, task):
 
 
 @pytest.mark.parametrize('model, object_argmax', [
-    ('ssd', True), ('ssd', False), ('yolox', True)])
+    ('ssd', True), ('ssd', False), ('yolox', True), ('rtmdet', True)])
 def test_dag_flips_targets_and_stops_early(request, model, object_argmax):
-    """On the SSD (softmax; with and without background in the ranking)
-    and on YOLOX (sigmoid classes, SimOTA targets; ``object_argmax`` does
-    not apply)."""
+    """On the SSD (softmax; with and without background in the ranking),
+    on YOLOX and on RTMDet (sigmoid classes, targets assigned from the
+    clean predictions; ``object_argmax`` does not apply)."""
     detector, test_batch = trained(request, model)
     dag = DAGAttack(eps=32., gamma=1., max_iters=300, seed=1,
                     object_argmax=object_argmax)  # budget not binding
@@ -179,7 +196,8 @@ def test_dag_flips_targets_and_stops_early(request, model, object_argmax):
     gens = image_generators(adv['data_samples'], 'cpu', dag.seed)
     with torch.no_grad():
         clean = dense_predictions(detector, test_batch['inputs'])
-    targets = dag._targets(detector.bbox_head, dense, adv['data_samples'],
+    # drawn, as DAG draws them, from the clean image's predictions
+    targets = dag._targets(detector.bbox_head, clean, adv['data_samples'],
                            gens)
     # SSD: background is the last logit; object_argmax ranks without it
     classes = dense.num_classes if object_argmax else None
@@ -258,6 +276,27 @@ def _training_positives(model, inputs, dense, samples):
             positives.append((fg.nonzero().squeeze(1),
                               cls_target.argmax(1)))
         return positives
+    if isinstance(head, FCOSHead):  # no assigner: inside the centre region
+        points = head.prior_generator.grid_priors(sizes, device='cpu')
+        labels = torch.cat([level.view(len(gts), -1) for level in
+                            head.get_targets(points, gts)[0]], 1)
+        positive = labels < head.num_classes
+        return [(p.nonzero().squeeze(1), lb[p])
+                for p, lb in zip(positive, labels)]
+    if isinstance(head, RTMDetHead):  # as its loss_by_feat calls it
+        metas = [s.metainfo for s in samples]
+        cls_scores, distances = head(model.extract_feat(inputs))
+        anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+        logits = torch.cat([m.permute(0, 2, 3, 1).flatten(1, 2)
+                            for m in cls_scores], 1)
+        boxes = torch.cat([
+            distance2bbox(anchor, d.permute(0, 2, 3, 1).flatten(1, 2))
+            for anchor, d in zip(anchors[0], distances)], 1)
+        labels = torch.cat(head.get_targets(logits, boxes, anchors, valid,
+                                            gts, metas)[1], 1)
+        positive = labels < head.num_classes
+        return [(p.nonzero().squeeze(1), lb[p])
+                for p, lb in zip(positive, labels)]
     if isinstance(head, YOLOV3Head):
         anchors = head.prior_generator.grid_priors(sizes, device='cpu')
         flags = [head.responsible_flags(sizes, gt.bboxes, 'cpu')
@@ -295,21 +334,23 @@ def _assert_dag_targets_are_training_positives(model, inputs, samples):
 @pytest.mark.parametrize('config', [
     'configs/tiny_ssd_std_shapes.py', 'configs/yolov3_d53_std_voc.py',
     SIGMOID_CONFIGS['retinanet'], SIGMOID_CONFIGS['atss'],
-    'configs/tiny_yolox_std_shapes.py'
+    'configs/tiny_yolox_std_shapes.py', DISTANCE_CONFIGS['fcos'],
+    DISTANCE_CONFIGS['rtmdet']
 ], ids=['ssd_maxiou', 'yolov3_grid', 'retinanet_maxiou', 'atss',
-        'yolox_simota'])
+        'yolox_simota', 'fcos_centre', 'rtmdet_dynamic_soft_label'])
 def test_dag_targets_are_the_heads_training_positives(config):
     """By default DAG's targets are exactly the priors, with labels, that
     the head's own assigner makes positive in training (ATTACKS.md sec. 2):
     SSD's and RetinaNet's MaxIoUAssigner, YOLOv3's GridAssigner (the GT
-    centre's cells only), ATSS's adaptive threshold, YOLOX's SimOTA (from
-    the predictions)."""
+    centre's cells only), ATSS's adaptive threshold, YOLOX's SimOTA and
+    RTMDet's dynamic soft labels (from the predictions), FCOS's centre
+    regions (its ``get_targets``, no assigner)."""
     model = random_model(config)
     head = model.bbox_head
     inputs, samples = random_batch(head.num_classes, (3, 0, 1, 2))
     dense, expected = _assert_dag_targets_are_training_positives(
         model, inputs, samples)
-    if isinstance(head, YOLOXHead):  # no prior boxes to take IoUs of
+    if isinstance(head, POINT_PRIOR_HEADS):  # no prior boxes for IoUs
         return  # (test_dag_on_point_priors_refuses_the_iou_rules)
     # IoU >= 0.5 + each GT's best prior is MaxIoUAssigner's rule (SSD's,
     # RetinaNet's), not YOLOv3's or ATSS's
@@ -322,20 +363,27 @@ def test_dag_targets_are_the_heads_training_positives(config):
         head.assigner, MaxIoUAssigner), same_as_iou
 
 
-def test_dag_targets_on_a_trained_yolox_are_simota_positives(yolox):
-    """On a trained YOLOX, where SimOTA's score cost matters (at random
-    weights its IoU and centre costs decide alone)."""
-    model, data = yolox
+@pytest.mark.parametrize('model', ['yolox', 'rtmdet'])
+def test_dag_targets_on_a_trained_model_are_its_assigners_positives(
+        request, model):
+    """On a trained YOLOX and RTMDet, where the score cost of SimOTA and of
+    the dynamic soft-label assigner matters (at random weights their IoU
+    and centre costs decide alone)."""
+    model, data = request.getfixturevalue(model)
     _, expected = _assert_dag_targets_are_training_positives(
         model, data['inputs'], data['data_samples'])
     assert sum(len(i) for i, _ in expected) > 10
 
 
-def test_dag_on_point_priors_refuses_the_iou_rules():
-    """YOLOX's priors are points: an explicit ``iou_thr`` is refused when
-    the attack is checked, and so is the IoU fallback of a head without an
-    assigner (no ``train_cfg``), instead of matching grid cells."""
-    model = random_model('configs/tiny_yolox_std_shapes.py')
+@pytest.mark.parametrize('config', [
+    'configs/tiny_yolox_std_shapes.py', DISTANCE_CONFIGS['fcos'],
+    DISTANCE_CONFIGS['rtmdet']], ids=['yolox', 'fcos', 'rtmdet'])
+def test_dag_on_point_priors_refuses_the_iou_rules(config):
+    """YOLOX's, FCOS's and RTMDet's priors are points: an explicit
+    ``iou_thr`` is refused when the attack is checked, and so is the IoU
+    fallback of a head without an assigner (no ``train_cfg``), instead of
+    matching grid cells. FCOS needs no assigner."""
+    model = random_model(config)
     inputs, samples = random_batch(model.bbox_head.num_classes, (2, ))
     with pytest.raises(TypeError, match=(
             r"DAGAttack with iou_thr=0.1 \(the original DAG's target rule\) "
@@ -344,6 +392,9 @@ def test_dag_on_point_priors_refuses_the_iou_rules():
     DAGAttack().check(model)
     with torch.no_grad():
         dense = dense_predictions(model, inputs)
+    if isinstance(model.bbox_head, FCOSHead):
+        assert not hasattr(model.bbox_head, 'assigner')
+        return
     del model.bbox_head.assigner
     with pytest.raises(TypeError, match='DAGAttack without an assigner it '
                                         'can call selects priors'):
@@ -355,12 +406,14 @@ def test_dag_on_point_priors_refuses_the_iou_rules():
     ('configs/tiny_ssd_std_shapes.py', False),
     ('configs/tiny_yolov3_std_shapes.py', True),
     (SIGMOID_CONFIGS['retinanet'], False), (SIGMOID_CONFIGS['atss'], True),
-    ('configs/tiny_yolox_std_shapes.py', True)
-], ids=['ssd', 'yolov3', 'retinanet', 'atss', 'yolox'])
+    ('configs/tiny_yolox_std_shapes.py', True),
+    (DISTANCE_CONFIGS['fcos'], True), (DISTANCE_CONFIGS['rtmdet'], False)
+], ids=['ssd', 'yolov3', 'retinanet', 'atss', 'yolox', 'fcos', 'rtmdet'])
 def test_dense_class_scores_are_what_predict_ranks(config, score_factor):
-    """``class_scores`` is the score of the head's own detections: the top
-    detection of each image (which NMS always keeps) scores the dense
-    maximum. YOLOv3's and ATSS's include their score factor (objectness,
+    """``class_scores`` is the score of the head's own detections, and
+    ``boxes`` their boxes: the top detection of each image (which NMS
+    always keeps) scores the dense maximum, at the box of that prior.
+    YOLOv3's, ATSS's and FCOS's include their score factor (objectness,
     centerness; YOLOX objectness), without which the maximum would
     differ."""
     model = random_model(config)
@@ -375,8 +428,16 @@ def test_dense_class_scores_are_what_predict_ranks(config, score_factor):
     scores = dense.class_scores()
     assert scores.shape == (2, len(dense.priors), head.num_classes)
     for i, result in enumerate(results):
-        top = result.pred_instances.scores.max()
-        assert torch.isclose(top, scores[i].max(), rtol=1e-5)
+        pred = result.pred_instances
+        top = pred.scores.argmax()
+        assert torch.isclose(pred.scores[top], scores[i].max(), rtol=1e-5)
+        # at the box of a prior that scores it (at random weights several
+        # may; some heads clip their boxes to the image)
+        tied = torch.isclose(scores[i].amax(1), pred.scores[top], rtol=1e-5)
+        size = inputs.shape[-1]
+        gap = dense.boxes[i, tied].clamp(0, size) - pred.bboxes[top].clamp(
+            0, size)
+        assert gap.abs().amax(1).min() < 1e-3
     assert (dense.score_factors is not None) == score_factor
     if score_factor:
         plain = dense.cls_logits.sigmoid().amax((1, 2))
@@ -423,14 +484,17 @@ def test_dag_targets_without_an_assigner_fall_back_to_iou(
 
 def test_dag_object_argmax_pushes_further(detector, test_batch):
     """Ranking the object classes only, DAG keeps going where a background
-    argmax would have stopped it: more iterations, a larger perturbation and
-    lower true-class scores at the targets."""
+    argmax would have stopped it: more iterations per image (on average:
+    each criterion takes its own path, so one image may stop sooner), a
+    larger perturbation and lower true-class scores at the targets."""
     stats, true_prob = {}, {}
     for object_argmax in (False, True):
         dag = DAGAttack(eps=32., gamma=1., max_iters=300, seed=1,
                         object_argmax=object_argmax)
         adv = dag(detector, test_batch)
-        stats[object_argmax] = dag.last_stats
+        stats[object_argmax] = dict(
+            dag.last_stats,
+            dag_iters=dag.last_image_stats['dag_iters'].mean())
         with torch.no_grad():
             dense = dense_predictions(detector, adv['inputs'])
         gens = image_generators(adv['data_samples'], 'cpu', dag.seed)
@@ -485,7 +549,7 @@ def test_dag_background_as_adversarial_label(detector, test_batch):
     assert to_background > 0
 
 
-@pytest.mark.parametrize('model', ['ssd', 'yolox'])
+@pytest.mark.parametrize('model', ['ssd', 'yolox', 'rtmdet'])
 def test_rap_lowers_its_loss_and_confident_predictions(request, model):
     detector, test_batch = trained(request, model)
     rap = RAPAttack(eps=EPS, steps=10)
@@ -500,17 +564,32 @@ def test_rap_lowers_its_loss_and_confident_predictions(request, model):
         s1 = dense_predictions(detector, adv['inputs']).objectness
     assert after.sum() < 0.85 * before.sum()
     assert ((after < before) | (before == 0)).all()
-    assert (s1 > 0.5).sum() < (s0 > 0.5).sum()
+    confident = min(0.5, s0.max().item() / 2)  # RTMDet's peak below 0.5
+    assert (s1 > confident).sum() < (s0 > confident).sum()
 
 
-@pytest.mark.parametrize('name', list(SIGMOID_CONFIGS))
+def _object_sized(head: FCOSHead) -> None:
+    """At MMDetection's initialisation FCOS regresses a box of a pixel at
+    every point, which no GT box overlaps, and scores every class 0.01:
+    set its output biases to boxes of 24 px to each side and class scores
+    of 0.27, as in a model that has started to learn, so that RAP's
+    objective has something to move."""
+    head.conv_reg.bias.data.fill_(math.log(24.))  # exp of it, in pixels
+    head.conv_cls.bias.data.fill_(-1.)
+
+
+@pytest.mark.parametrize('name', [*SIGMOID_CONFIGS, 'fcos'])
 def test_attacks_on_sigmoid_heads(name):
-    """RetinaNet-style heads (sigmoid classes, focal loss; random weights):
-    every attack stays in S_x and moves its own objective; DAG, whose
-    "still correct" is "l_n has the highest class score" here, flips every
-    target and stops early."""
-    model = random_model(SIGMOID_CONFIGS[name])
+    """RetinaNet-style heads (sigmoid classes, focal loss; random weights)
+    and FCOS (distances from points): every attack stays in S_x and moves
+    its own objective; DAG, whose "still correct" is "l_n has the highest
+    class score" here, flips every target and stops early. (RTMDet's
+    outputs hardly depend on the image at random weights: the trained
+    tiny RTMDet's tests.)"""
+    model = random_model({**SIGMOID_CONFIGS, **DISTANCE_CONFIGS}[name])
     head = model.bbox_head
+    if name == 'fcos':
+        _object_sized(head)
     _, samples = random_batch(head.num_classes, (3, 1, 2), seed=1)
     g = torch.Generator().manual_seed(1)
     raw = dict(inputs=[torch.randint(0, 256, (3, 96, 96), generator=g,
@@ -560,6 +639,41 @@ def test_attacks_on_sigmoid_heads(name):
         before = rap.loss(model, data['inputs'], shape_set).sum()
         after = rap.loss(model, rap(model, data)['inputs'], shape_set).sum()
     assert after < before
+
+
+def test_fcos_distances_are_pixels_in_train_mode_too():
+    """FCOS's ``forward_single`` scales its distances by the stride only in
+    eval mode; the dense predictions are the same boxes in both modes, and
+    their deltas are the distances from the points in strides. RAP's shape
+    target ``(dx, dy, dw, dh)`` becomes the distances of the box YOLOX's
+    coding gives it: centre ``(dx, dy)`` strides off the point, size
+    ``e^dw`` by ``e^dh`` strides."""
+    model = random_model(DISTANCE_CONFIGS['fcos'])
+    inputs, _ = random_batch(model.bbox_head.num_classes, (1, ))
+    with torch.no_grad():
+        dense = dense_predictions(model, inputs)
+        model.bbox_head.train()
+        train_mode = dense_predictions(model, inputs)
+    assert torch.allclose(dense.boxes, train_mode.boxes)
+    assert not torch.allclose(dense.boxes, dense.priors)
+    xy, stride = dense.points[:, :2], dense.points[:, 2:]
+    assert torch.equal(dense.priors, torch.cat(  # points at cell centres
+        [xy - stride / 2, xy + stride / 2], -1))
+
+    def boxes(deltas):  # distances in strides -> (x1, y1, x2, y2)
+        return torch.cat([xy - deltas[..., :2] * stride,
+                          xy + deltas[..., 2:] * stride], -1)
+
+    assert torch.allclose(boxes(dense.deltas), dense.boxes, atol=1e-4)
+    target = boxes(dense.delta_target((0.5, -0.25, -0.7, 0.3)))
+    centre = (target[:, :2] + target[:, 2:]) / 2
+    assert torch.allclose((centre - xy) / stride,
+                          torch.tensor([0.5, -0.25]).expand_as(xy))
+    assert torch.allclose((target[:, 2:] - target[:, :2]) / stride,
+                          torch.tensor([-0.7, 0.3]).exp().expand_as(xy))
+    ssd = dense._replace(distances=False)  # box-coder deltas: as given
+    assert ssd.delta_target((0.5, 0.5, -0.7, -0.7)).tolist() == pytest.approx(
+        [0.5, 0.5, -0.7, -0.7])
 
 
 def test_expand_sweep_names_and_settings():

@@ -420,8 +420,6 @@ def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
      'FasterRCNN has no `bbox_head`.*two-stage detectors are not supported'),
     ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', dict(type='RAPAttack'),
      TypeError, 'FasterRCNN has no `bbox_head`'),
-    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', dict(type='DAGAttack'),
-     TypeError, 'FCOSHead is not supported by the dense-output attacks'),
     ('centernet/centernet_r18_8xb16-crop512-140e_coco.py',
      dict(type='PGDAttack', task='loc'), TaskKeyError,
      'no cls/loc loss-key mapping for head CenterNetHead'),
@@ -429,7 +427,11 @@ def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
     # distribution per box side (68 channels, not 4 deltas), VFNet points
     # and refined boxes
     ('gfl/gfl_r50_fpn_1x_coco.py', dict(type='DAGAttack'), TypeError,
-     'GFLHead is not supported .* it overrides forward'),
+     'GFLHead is not supported by the dense-output attacks.* it overrides '
+     'forward'),
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+     dict(type='DAGAttack', iou_thr=0.1), TypeError,
+     'iou_thr=0.1 .* FCOSHead has point priors'),
     ('vfnet/vfnet_r50_fpn_1x_coco.py', dict(type='RAPAttack'), TypeError,
      'VFNetHead is not supported .* overrides forward, forward_single of '
      'ATSSHead'),
@@ -447,7 +449,8 @@ def test_attacks_check_the_detector_when_built(config, attack, error, match):
 
 def test_what_runs_on_other_detectors_builds(trained_checkpoint):
     """Transfer attacks run any target (only its preprocessor is used);
-    PGD runs FCOS (its loss keys are mapped)."""
+    PGD runs FCOS (its loss keys are mapped), and so do DAG and RAP (they
+    read its distances from points)."""
     path, _ = trained_checkpoint
     faster_rcnn = random_model(osp.join(
         MMDET_CONFIGS, 'faster_rcnn', 'faster-rcnn_r50_fpn_1x_coco.py'))
@@ -457,7 +460,10 @@ def test_what_runs_on_other_detectors_builds(trained_checkpoint):
         faster_rcnn)
     fcos = random_model(osp.join(MMDET_CONFIGS, 'fcos',
                                  'fcos_r50-caffe_fpn_gn-head_1x_coco.py'))
-    build_attack('pgd', dict(type='PGDAttack', task='cls'), fcos)
+    for name, attack in dict(pgd=dict(type='PGDAttack', task='cls'),
+                             dag=dict(type='DAGAttack'),
+                             rap=dict(type='RAPAttack')).items():
+        build_attack(name, attack, fcos)
 
 
 def test_adversarial_training_checks_its_attacker_first(shapes_root,

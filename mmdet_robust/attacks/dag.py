@@ -8,7 +8,10 @@ from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmdet.models.task_modules.assigners import (ATSSAssigner, GridAssigner,
+from mmdet.models.dense_heads import FCOSHead
+from mmdet.models.task_modules.assigners import (ATSSAssigner,
+                                                 DynamicSoftLabelAssigner,
+                                                 GridAssigner,
                                                  MaxIoUAssigner,
                                                  SimOTAAssigner)
 from mmdet.registry import MODELS
@@ -47,12 +50,20 @@ def assigned_priors(head, dense: DensePredictions, img: int,
     Returns ``(prior indices, labels)``, or None where the head has no
     assigner, or one this cannot call: it calls MaxIoUAssigner (SSD,
     RetinaNet), GridAssigner (YOLOv3, with the responsible cells of the GT
-    centres), ATSSAssigner (with the priors per level) and SimOTAAssigner
+    centres), ATSSAssigner (with the priors per level), SimOTAAssigner
     (YOLOX, from the predictions of ``dense``, as ``_get_targets_single``
-    calls it: cell centres, ``sqrt(class score * objectness)``)."""
+    calls it: cell centres, ``sqrt(class score * objectness)``) and
+    DynamicSoftLabelAssigner (RTMDet, from the predictions: points, class
+    logits); FCOS, which has no assigner, labels the points inside the
+    objects in its own ``get_targets``."""
+    gt = InstanceData(bboxes=gt_boxes, labels=gt_labels)
+    if isinstance(head, FCOSHead):
+        levels = dense.points[:, :2].split(dense.num_level_priors)
+        labels = torch.cat(head.get_targets(list(levels), [gt])[0])
+        index = (labels < head.num_classes).nonzero().squeeze(1)
+        return index, labels[index]
     assigner = getattr(head, 'assigner', None)
     pred = InstanceData(priors=dense.priors)
-    gt = InstanceData(bboxes=gt_boxes, labels=gt_labels)
     if isinstance(assigner, GridAssigner):
         pred.responsible_flags = torch.cat(head.responsible_flags(
             dense.featmap_sizes, gt_boxes, gt_boxes.device))
@@ -62,12 +73,17 @@ def assigned_priors(head, dense: DensePredictions, img: int,
     elif type(assigner) is MaxIoUAssigner:  # not ApproxMaxIoUAssigner
         result = assigner.assign(pred, gt)
     elif isinstance(assigner, SimOTAAssigner):
-        cells = dense.priors
+        points = dense.points
         pred = InstanceData(
-            priors=torch.cat([(cells[:, :2] + cells[:, 2:]) / 2,
-                              cells[:, 2:] - cells[:, :2]], -1),
+            priors=torch.cat([points[:, :2] + points[:, 2:] / 2,
+                              points[:, 2:]], -1),
             bboxes=dense.boxes[img].detach(),
             scores=dense.class_scores()[img].detach().sqrt())
+        result = assigner.assign(pred, gt)
+    elif isinstance(assigner, DynamicSoftLabelAssigner):
+        pred = InstanceData(priors=dense.points,
+                            bboxes=dense.boxes[img].detach(),
+                            scores=dense.cls_logits[img].detach())
         result = assigner.assign(pred, gt)
     else:
         return None
@@ -82,10 +98,12 @@ class DAGAttack(DenseOutputAttack):
     Targets ``t_n`` are the priors that the head's own assigner makes
     positive for a GT box (SSD, RetinaNet: IoU >= 0.5 plus each GT's best
     prior; YOLOv3: the anchors of the GT centre's cells; ATSS: its adaptive
-    IoU threshold; YOLOX: SimOTA's choice from the clean image's
-    predictions), with that GT's label ``l_n``; ``iou_thr=0.1`` gives the
-    original dense set (every prior box with IoU > 0.1; not on heads with
-    point priors such as YOLOX). Each target gets a fixed adversarial
+    IoU threshold; YOLOX, RTMDet: SimOTA's or the dynamic soft-label
+    choice from the clean image's predictions; FCOS: the points inside the
+    object's centre region at the object's level), with that GT's label
+    ``l_n``; ``iou_thr=0.1`` gives the original dense set (every prior box
+    with IoU > 0.1; not on heads with point priors such as YOLOX, FCOS and
+    RTMDet). Each target gets a fixed adversarial
     label ``l'_n`` drawn uniformly from the other object classes (seeded
     per image).
     Then::

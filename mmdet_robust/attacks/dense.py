@@ -4,35 +4,40 @@ DAG and RAP attack the dense outputs directly (ATTACKS.md sec. 2-3): the
 class logits ``f_c(x, t)`` of every prior ``t``, its objectness ``s_j`` and
 its box regression ``d_j``. This adapter flattens MMDetection's per-level
 head outputs in the same order as ``prior_generator.grid_priors`` (the order
-the heads' own ``predict_by_feat`` uses). A point prior (YOLOX) stands for
-the stride-sized grid cell whose top-left corner it is, centred where
-SimOTA assigns from; that cell is no prior box for an IoU rule
-(:func:`check_prior_boxes`).
+the heads' own ``predict_by_feat`` uses). A point prior (YOLOX, FCOS,
+RTMDet) stands for the stride-sized grid cell it lies in (YOLOX and RTMDet
+put the point at its top-left corner, FCOS at its centre); that cell is no
+prior box for an IoU rule (:func:`check_prior_boxes`).
 """
+import math
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from mmdet.models.dense_heads import (AnchorHead, ATSSHead, RetinaHead,
-                                      SSDHead, YOLOV3Head, YOLOXHead)
+from mmdet.models.dense_heads import (AnchorHead, ATSSHead, FCOSHead,
+                                      RetinaHead, RTMDetHead,
+                                      RTMDetSepBNHead, SSDHead, YOLOV3Head,
+                                      YOLOXHead)
 from .base import DetectorAttack
 
 # Heads whose output layout :func:`dense_predictions` reads: YOLOv3's
 # prediction maps, YOLOX's ``(cls_scores, bbox_preds, objectnesses)`` at
-# point priors, or ``(cls_scores, bbox_preds[, centerness])`` with four
-# box-coder deltas per anchor. A subclass qualifies only if it computes
-# and decodes its outputs as its nearest listed base does: GFL (a
-# distribution per side), RTMDet (distances from points), VFNet and PAA
-# (another third output) are AnchorHeads that do not.
-DENSE_HEADS = (YOLOV3Head, YOLOXHead, SSDHead, ATSSHead, RetinaHead,
-               AnchorHead)
+# point priors, ``(cls_scores, distances[, centerness])`` at point priors
+# (FCOS, RTMDet: l, t, r, b in pixels), or ``(cls_scores, bbox_preds[,
+# centerness])`` with four box-coder deltas per anchor. A subclass
+# qualifies only if it computes and decodes its outputs as its nearest
+# listed base does: GFL (a distribution per side), VFNet and PAA (another
+# third output) are AnchorHeads that do not.
+DISTANCE_HEADS = (FCOSHead, RTMDetSepBNHead, RTMDetHead)
+DENSE_HEADS = (YOLOV3Head, YOLOXHead) + DISTANCE_HEADS + (
+    SSDHead, ATSSHead, RetinaHead, AnchorHead)
 LAYOUT_METHODS = ('forward', 'forward_single', 'predict_by_feat',
                   '_predict_by_feat_single', '_bbox_decode')
-# Heads whose priors are points: their assigners pick points by the
-# predictions, mostly on the finest level, where a stride-sized cell has
-# IoU < 0.1 with any object over 3 strides wide.
-POINT_PRIOR_HEADS = (YOLOXHead, )
+# Heads whose priors are points: their assigners pick points inside the
+# objects or by the predictions, mostly on the finest level, where a
+# stride-sized cell has IoU < 0.1 with any object over 3 strides wide.
+POINT_PRIOR_HEADS = (YOLOXHead, ) + DISTANCE_HEADS
 
 
 class DensePredictions(NamedTuple):
@@ -44,16 +49,20 @@ class DensePredictions(NamedTuple):
         heads the highest class score; YOLOv3 and YOLOX their objectness
         ``sigmoid(conf)``.
     deltas: ``(N, P, 4)`` raw box regression, in the box coder's normalised
-        space (YOLOX: centre offset and log size in strides).
+        space (YOLOX: centre offset and log size in strides; FCOS and
+        RTMDet: the distances (l, t, r, b) from the point, in strides).
     boxes: ``(N, P, 4)`` decoded boxes, network-input pixels (x1, y1, x2, y2).
-    priors: ``(P, 4)`` prior boxes, network-input pixels (YOLOX: the grid
-        cell of each point prior, ``(x, y, x + stride, y + stride)``).
+    priors: ``(P, 4)`` prior boxes, network-input pixels (point priors: the
+        stride-sized grid cell each point lies in).
     softmax: whether ``cls_logits`` include a background channel.
     featmap_sizes: ``(H_l, W_l)`` of each level.
     num_level_priors: priors per level (they sum to P).
     score_factors: ``(N, P)`` in [0, 1] that the head's ``predict``
         multiplies the class scores by (YOLOv3 and YOLOX ``sigmoid(conf)``,
-        ATSS ``sigmoid(centerness)``), or ``None``.
+        ATSS and FCOS ``sigmoid(centerness)``), or ``None``.
+    points: ``(P, 4)`` point priors ``(x, y, stride_w, stride_h)`` as the
+        head's ``prior_generator`` makes them, or ``None`` (prior boxes).
+    distances: whether ``deltas`` are distances from the points.
     """
     cls_logits: Tensor
     objectness: Tensor
@@ -64,11 +73,27 @@ class DensePredictions(NamedTuple):
     featmap_sizes: List[Tuple[int, int]]
     num_level_priors: List[int]
     score_factors: Optional[Tensor] = None
+    points: Optional[Tensor] = None
+    distances: bool = False
 
     @property
     def num_classes(self) -> int:
         """Object classes (background excluded)."""
         return self.cls_logits.shape[-1] - int(self.softmax)
+
+    def delta_target(self, target: Tuple[float, float, float, float]
+                     ) -> Tensor:
+        """A box-coder delta ``(dx, dy, dw, dh)`` (RAP's ``d*``) in the space
+        of :attr:`deltas`: as given, or, for distances, those of the box
+        that YOLOX's coding gives it (centre ``(dx, dy)`` strides from the
+        point, size ``(e^dw, e^dh)`` strides), so that one ``d*`` is the
+        same box on the three anchor-free heads; ``(4, )``."""
+        dx, dy, dw, dh = target
+        if not self.distances:
+            return self.deltas.new_tensor(target)
+        half_w, half_h = math.exp(dw) / 2, math.exp(dh) / 2
+        return self.deltas.new_tensor(
+            (half_w - dx, half_h - dy, half_w + dx, half_h + dy))
 
     def class_scores(self) -> Tensor:
         """``(N, P, C)`` object-class scores in [0, 1] as the head's
@@ -92,6 +117,13 @@ def _grid_priors(head, maps, device, **kwargs):
     sizes = [tuple(m.shape[-2:]) for m in maps]
     levels = head.prior_generator.grid_priors(sizes, device=device, **kwargs)
     return torch.cat(levels), sizes, [len(p) for p in levels]
+
+
+def _point_cells(head, points: Tensor) -> Tensor:
+    """``(P, 4)`` the grid cell of each point prior ``(x, y, s_w, s_h)``:
+    the generator puts the point at ``offset`` strides into its cell."""
+    start = points[:, :2] - head.prior_generator.offset * points[:, 2:]
+    return torch.cat([start, start + points[:, 2:]], -1)
 
 
 def check_dense_head(head) -> None:
@@ -159,10 +191,29 @@ def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
         deltas = _flatten(bbox_preds, 4)
         conf = _flatten(objectnesses, 1).squeeze(-1).sigmoid()
         boxes = head._bbox_decode(points, deltas)
-        cells = torch.cat([points[:, :2], points[:, :2] + points[:, 2:]], -1)
         return DensePredictions(_flatten(cls_scores, head.cls_out_channels),
-                                conf, deltas, boxes, cells, False, sizes,
-                                counts, score_factors=conf)
+                                conf, deltas, boxes,
+                                _point_cells(head, points), False, sizes,
+                                counts, score_factors=conf, points=points)
+    if isinstance(head, DISTANCE_HEADS):
+        cls_scores, distance_maps = outs[0], outs[1]
+        points, sizes, counts = _grid_priors(
+            head, cls_scores, inputs.device, with_stride=True)
+        distances = _flatten(distance_maps, 4)  # (l, t, r, b)
+        if isinstance(head, FCOSHead) and head.norm_on_bbox and \
+                head.training:  # FCOS leaves them in strides when training
+            distances = distances * points[:, 2:3]
+        boxes = head.bbox_coder.decode(
+            points[:, :2].expand(len(distances), -1, -1), distances)
+        logits = _flatten(cls_scores, head.cls_out_channels)
+        centerness = None  # FCOS: predict_by_feat's score_factors
+        if len(outs) > 2:
+            centerness = _flatten(outs[2], 1).squeeze(-1).sigmoid()
+        return DensePredictions(logits, logits.sigmoid().amax(-1),
+                                distances / points[:, 2:3], boxes,
+                                _point_cells(head, points), False, sizes,
+                                counts, score_factors=centerness,
+                                points=points, distances=True)
     if isinstance(head, AnchorHead):
         cls_scores, bbox_preds = outs[0], outs[1]
         priors, sizes, counts = _grid_priors(head, cls_scores, inputs.device)

@@ -34,9 +34,12 @@ class RAPAttack(DenseOutputAttack):
         L_RAP   = L_label + lambda * L_shape
 
     ``s_j`` is each prior's objectness, ``d_j`` its raw box regression (the
-    coder's normalised space), ``J`` the priors whose predicted box on the
-    clean image overlaps a GT box with IoU > ``tau_iou`` (fixed for the
-    attack), ``d*`` a fixed distortion target (shift by half the box, shrink).
+    coder's normalised space; FCOS and RTMDet: distances from the point in
+    strides, with ``d*`` taken to them, see
+    :meth:`DensePredictions.delta_target`), ``J`` the priors whose
+    predicted box on the clean image overlaps a GT box with IoU >
+    ``tau_iou`` (fixed for the attack), ``d*`` a fixed distortion target
+    (shift by half the box, shrink).
     Sign-gradient descent inside ``S_x`` through the shared PGD loop (ascent
     on ``-L_RAP``): 20 steps, ``alpha = eps / 10``. ``last_stats``:
     ``rap_loss`` at the result.
@@ -78,7 +81,7 @@ class RAPAttack(DenseOutputAttack):
         s = dense.objectness
         confident = (s > self.score_thr).float()
         label = (-torch.log1p(-s.clamp(max=1 - 1e-6)) * confident).sum(1)
-        target = dense.deltas.new_tensor(self.shape_target)
+        target = dense.delta_target(self.shape_target)
         shape = ((dense.deltas - target)**2).sum(-1)
         shape = (shape * shape_set.float()).sum(1)
         return label + self.shape_weight * shape

@@ -1,0 +1,17 @@
+# Robust evaluation of any tiny_rtmdet_*_shapes.py checkpoint:
+#   mim test mmdet configs/robust_eval/tiny_rtmdet_shapes.py --checkpoint x.pth
+# DAG's targets are the dynamic soft-label assigner's positives on the clean
+# image. The dense DAG (IoU > 0.1 to prior boxes) is left out: RTMDet's
+# priors are points.
+_base_ = [
+    '../tiny_rtmdet_std_shapes.py', '../_base_/robust_eval/attacks_eps8.py'
+]
+test_cfg = dict(
+    type='RobustTestLoop',
+    _delete_=True,
+    attacks=dict(
+        cls_pgd={{_base_.robust_attacks.cls_pgd}},
+        loc_pgd={{_base_.robust_attacks.loc_pgd}},
+        con_pgd={{_base_.robust_attacks.con_pgd}},
+        dag={{_base_.robust_attacks.dag}},
+        rap={{_base_.robust_attacks.rap}}))
