@@ -431,7 +431,7 @@ def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
      'forward'),
     ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
      dict(type='DAGAttack', iou_thr=0.1), TypeError,
-     'iou_thr=0.1 .* FCOSHead has point priors'),
+     'DAGAttack with iou_thr=0.1 .* FCOSHead has point priors'),
     ('vfnet/vfnet_r50_fpn_1x_coco.py', dict(type='RAPAttack'), TypeError,
      'VFNetHead is not supported .* overrides forward, forward_single of '
      'ATSSHead'),
