@@ -251,6 +251,34 @@ def test_dag_counts_each_images_iterations(request, model):
     assert short.last_image_stats['dag_at_cap'][early[0]] == 1
 
 
+def _positive_labels(model, inputs, sizes, samples):
+    """``(positive (N, P), labels (N, P))`` of the training targets of a
+    head whose ``get_targets`` labels every prior, background
+    ``num_classes``: FCOS's, RTMDet's and the AnchorHeads'."""
+    head = model.bbox_head
+    gts = [s.gt_instances for s in samples]
+    metas = [s.metainfo for s in samples]
+    if isinstance(head, FCOSHead):  # no assigner: inside the centre region
+        points = head.prior_generator.grid_priors(sizes, device='cpu')
+        labels = torch.cat([level.view(len(gts), -1) for level in
+                            head.get_targets(points, gts)[0]], 1)
+    elif isinstance(head, RTMDetHead):  # as its loss_by_feat calls it
+        cls_scores, distances = head(model.extract_feat(inputs))
+        anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+        logits = torch.cat([m.permute(0, 2, 3, 1).flatten(1, 2)
+                            for m in cls_scores], 1)
+        boxes = torch.cat([
+            distance2bbox(anchor, d.permute(0, 2, 3, 1).flatten(1, 2))
+            for anchor, d in zip(anchors[0], distances)], 1)
+        labels = torch.cat(head.get_targets(logits, boxes, anchors, valid,
+                                            gts, metas)[1], 1)
+    else:
+        anchors, valid = head.get_anchors(sizes, metas, device='cpu')
+        out = head.get_targets(anchors, valid, gts, metas)
+        labels = torch.cat(out[1 if isinstance(head, ATSSHead) else 0], 1)
+    return labels < head.num_classes, labels
+
+
 def _training_positives(model, inputs, dense, samples):
     """Per image ``(prior indices, labels)`` that the head's own training
     targets (``get_targets``, MMDetection's code) make positive."""
@@ -276,27 +304,6 @@ def _training_positives(model, inputs, dense, samples):
             positives.append((fg.nonzero().squeeze(1),
                               cls_target.argmax(1)))
         return positives
-    if isinstance(head, FCOSHead):  # no assigner: inside the centre region
-        points = head.prior_generator.grid_priors(sizes, device='cpu')
-        labels = torch.cat([level.view(len(gts), -1) for level in
-                            head.get_targets(points, gts)[0]], 1)
-        positive = labels < head.num_classes
-        return [(p.nonzero().squeeze(1), lb[p])
-                for p, lb in zip(positive, labels)]
-    if isinstance(head, RTMDetHead):  # as its loss_by_feat calls it
-        metas = [s.metainfo for s in samples]
-        cls_scores, distances = head(model.extract_feat(inputs))
-        anchors, valid = head.get_anchors(sizes, metas, device='cpu')
-        logits = torch.cat([m.permute(0, 2, 3, 1).flatten(1, 2)
-                            for m in cls_scores], 1)
-        boxes = torch.cat([
-            distance2bbox(anchor, d.permute(0, 2, 3, 1).flatten(1, 2))
-            for anchor, d in zip(anchors[0], distances)], 1)
-        labels = torch.cat(head.get_targets(logits, boxes, anchors, valid,
-                                            gts, metas)[1], 1)
-        positive = labels < head.num_classes
-        return [(p.nonzero().squeeze(1), lb[p])
-                for p, lb in zip(positive, labels)]
     if isinstance(head, YOLOV3Head):
         anchors = head.prior_generator.grid_priors(sizes, device='cpu')
         flags = [head.responsible_flags(sizes, gt.bboxes, 'cpu')
@@ -304,12 +311,8 @@ def _training_positives(model, inputs, dense, samples):
         maps = torch.cat(head.get_targets([anchors] * len(gts), flags,
                                           gts)[0], 1)  # (N, P, 5 + C)
         positive, labels = maps[..., 4] == 1, maps[..., 5:].argmax(-1)
-    else:
-        metas = [s.metainfo for s in samples]
-        anchors, valid = head.get_anchors(sizes, metas, device='cpu')
-        out = head.get_targets(anchors, valid, gts, metas)
-        labels = torch.cat(out[1 if isinstance(head, ATSSHead) else 0], 1)
-        positive = labels < head.num_classes  # background: num_classes
+    else:  # labels per prior, background num_classes
+        positive, labels = _positive_labels(model, inputs, sizes, samples)
     return [(p.nonzero().squeeze(1), l[p]) for p, l in zip(positive, labels)]
 
 
