@@ -51,18 +51,23 @@ def test_batch(trained_checkpoint, detector):
     return _test_batch(detector, trained_checkpoint[1])
 
 
+def _evaluated(checkpoint: tuple):
+    """``(detector in eval mode, test batch)`` of a ``(checkpoint, cfg)``
+    fixture."""
+    model = load_trained(*checkpoint).eval()
+    return model, _test_batch(model, checkpoint[1])
+
+
 @pytest.fixture(scope='module')
 def yolox(trained_yolox_checkpoint):
-    """``(detector in eval mode, test batch)``: the trained tiny YOLOX."""
-    model = load_trained(*trained_yolox_checkpoint).eval()
-    return model, _test_batch(model, trained_yolox_checkpoint[1])
+    """The trained tiny YOLOX (:func:`_evaluated`)."""
+    return _evaluated(trained_yolox_checkpoint)
 
 
 @pytest.fixture(scope='module')
 def rtmdet(trained_rtmdet_checkpoint):
-    """``(detector in eval mode, test batch)``: the trained tiny RTMDet."""
-    model = load_trained(*trained_rtmdet_checkpoint).eval()
-    return model, _test_batch(model, trained_rtmdet_checkpoint[1])
+    """The trained tiny RTMDet (:func:`_evaluated`)."""
+    return _evaluated(trained_rtmdet_checkpoint)
 
 
 def trained(request, name: str):

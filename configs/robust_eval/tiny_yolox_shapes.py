@@ -5,12 +5,4 @@
 _base_ = [
     '../tiny_yolox_std_shapes.py', '../_base_/robust_eval/attacks_eps8.py'
 ]
-test_cfg = dict(
-    type='RobustTestLoop',
-    _delete_=True,
-    attacks=dict(
-        cls_pgd={{_base_.robust_attacks.cls_pgd}},
-        loc_pgd={{_base_.robust_attacks.loc_pgd}},
-        con_pgd={{_base_.robust_attacks.con_pgd}},
-        dag={{_base_.robust_attacks.dag}},
-        rap={{_base_.robust_attacks.rap}}))
+test_cfg = {{_base_.robust_test_cfg_points}}

@@ -9,6 +9,8 @@
 #   test_cfg = {{_base_.robust_test_cfg}}      (one pass over the test set)
 #   test_cfg = {{_base_.robust_test_cfg_long}} (a pass per attack, each saved
 #                                               when done: full VOC / COCO)
+#   test_cfg = {{_base_.robust_test_cfg_points}} (heads with point priors:
+#                                               YOLOX, FCOS, RTMDet)
 robust_eps = 8.
 robust_attacks = dict(
     cls_pgd=dict(type='PGDAttack', task='cls', eps=robust_eps, steps=20),
@@ -24,3 +26,8 @@ robust_sweep = dict(tasks=('cls', 'loc'), eps=(2, 4, 6, 8, 10),
 robust_test_cfg = dict(_delete_=True, type='RobustTestLoop',
                        attacks=robust_attacks)
 robust_test_cfg_long = dict(robust_test_cfg, per_attack_passes=True)
+# Point priors have no prior boxes for the dense DAG's IoU rule: every
+# attack but `dag_dense`
+robust_test_cfg_points = dict(robust_test_cfg, attacks={
+    name: attack for name, attack in robust_attacks.items()
+    if name != 'dag_dense'})
