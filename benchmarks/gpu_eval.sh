@@ -12,6 +12,11 @@
 #                  DAG, dense DAG, RAP at eps 8) on its STD and MTD models
 #                  and its 50 test images: the README table, computed on
 #                  the GPU;
+#   cuda_version   why mmcv.ops.get_compiling_cuda_version() crashed the
+#                  interpreter: each of the extension's string-returning
+#                  info functions in its own process, where the extension's
+#                  symbol binds (LD_DEBUG), and cuda-gdb's backtrace of a
+#                  crash (the image has no gdb);
 #   ssd300/yolov3  the VOC robust-eval configs of SSD300-VGG16-BN and
 #                  YOLOv3-D53 on NUM_TEST generated 300-px images with
 #                  VOC class names, weights at their (random) initialisation:
@@ -105,7 +110,25 @@ real_size_eval() {  # real_size_eval NAME CONFIG
     test_dataloader.num_workers=2 test_dataloader.persistent_workers=False
 }
 
-export -f nms_check robust_eval random_init_checkpoint real_size_eval
+cuda_version() {
+  local ext f
+  ext=$($PY -c 'import mmcv._ext as e; print(e.__file__)')
+  nm -DC "$ext" | grep -E 'get_compil|get_cudart' 
+  for f in get_compiler_version get_compiling_cuda_version; do
+    $PY -X faulthandler -c "import torch, mmcv._ext as e; print(e.$f())"
+    echo "$f rc=$?"
+  done
+  LD_DEBUG=bindings $PY -c "import torch, mmcv._ext as e
+e.get_compiling_cuda_version()" 2>&1 | grep -E 'get_compiling|get_cudart' \
+    | head -5
+  command -v cuda-gdb >/dev/null && timeout 90 cuda-gdb -batch -ex run \
+    -ex bt --args $PY -c "import torch, mmcv._ext as e
+print(e.get_compiling_cuda_version())" 2>&1 \
+    | grep -E '^#|signal|SIG' | head -30
+  return 0
+}
+
+export -f cuda_version nms_check robust_eval random_init_checkpoint real_size_eval
 export PY OUT DEVICE TEST_PY NUM_TEST
 D=work_dirs/demo
 stage nms_check 20 bash -c nms_check
@@ -118,4 +141,5 @@ stage ssd300 60 bash -c \
   "real_size_eval ssd300 configs/robust_eval/ssd300_vgg16_voc.py"
 stage yolov3 60 bash -c \
   "real_size_eval yolov3 configs/robust_eval/yolov3_d53_voc.py"
+stage cuda_version 30 bash -c cuda_version
 log done
