@@ -113,7 +113,7 @@ real_size_eval() {  # real_size_eval NAME CONFIG
 cuda_version() {
   local ext f
   ext=$($PY -c 'import mmcv._ext as e; print(e.__file__)')
-  nm -DC "$ext" | grep -E 'get_compil|get_cudart' 
+  nm -DC "$ext" | grep -E 'get_compil|get_cudart'
   for f in get_compiler_version get_compiling_cuda_version; do
     $PY -X faulthandler -c "import torch, mmcv._ext as e; print(e.$f())"
     echo "$f rc=$?"
