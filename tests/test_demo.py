@@ -7,6 +7,8 @@ from PIL import Image
 
 from conftest import REPO
 import mmdet_robust
+from mmdet_robust.evaluation import environment
+from mmdet_robust.evaluation.environment import describe
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
                                                   json_normalised)
 from mmdet_robust.tools import demo as demo_module
@@ -60,6 +62,13 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
         assert 0 <= stats['dag']['dag_iters'] <= 150
     md = (work / 'report.md').read_text()
     assert '| STD |' in md and '| MTD |' in md and 'Wall time' in md
+    # where both evaluations ran: this process's machine and packages
+    here = environment('cpu')
+    for model in ('std', 'mtd'):
+        env = report['environment'][model]
+        assert env['packages'] == here['packages']
+        assert env['device'] == 'cpu' and env['cpu'] == here['cpu']
+    assert f'Evaluated on {describe(env)}.' in md
     assert '- dag, MTD: ' in md and 'iterations per image' in md
     assert 'ms per test image' in md
     assert 'MTD starts from the config\'s own initialisation, on clean ' \

@@ -31,6 +31,7 @@ from mmdet_robust.attacks import (DAGAttack, PGDAttack, RAPAttack,
 from mmdet_robust.checkpoint import (CheckpointMismatchError,
                                      check_state_dict_fits, safe_torch_load)
 from mmdet_robust.engine.attacked_evaluation import build_attack
+from mmdet_robust.evaluation import environment
 from mmdet_robust.tools.demo import MMDET_TOOLS
 
 EPS = 8.
@@ -73,6 +74,13 @@ def test_interrupted_eval_reruns_only_unfinished_attacks(
         Runner.from_cfg(cfg).test()
     saved = json.load(open(tmp_path / 'robustness.json'))
     assert list(saved['mAP']) == ['clean', 'cls_pgd']  # finished passes
+    here = environment('cpu')
+    assert saved['environment']['cls_pgd']['packages'] == here['packages']
+    # as if the interrupted run had been on another machine
+    saved['environment']['cls_pgd'] = elsewhere = dict(
+        saved['environment']['cls_pgd'], device='cuda:0 (Some GPU)')
+    with open(tmp_path / 'robustness.json', 'w') as f:
+        json.dump(saved, f)
 
     _CountingPGD.calls, _CountingPGD.fail_at = 0, None
     metrics = Runner.from_cfg(copy.deepcopy(cfg)).test()
@@ -87,6 +95,10 @@ def test_interrupted_eval_reruns_only_unfinished_attacks(
     assert report['attack_stats']['cls_pgd'] == \
         saved['attack_stats']['cls_pgd']
     assert set(report['attack_stats']) == {'cls_pgd', 'loc_pgd'}
+    # and where it was computed; the new entry says where it ran
+    assert report['environment']['cls_pgd'] == elsewhere
+    assert report['environment']['loc_pgd']['device'] == 'cpu'
+    assert report['environment']['loc_pgd']['packages'] == here['packages']
     assert timed['loc_pgd'] > 0
     assert metrics['cls_pgd/pascal_voc/mAP'] == saved['mAP']['cls_pgd']
 

@@ -2,7 +2,13 @@
 whatever the evaluators returned."""
 import json
 
-from mmdet_robust.evaluation import RobustnessReport, headline_key
+import pytest
+import torch
+
+import mmdet
+from mmdet_robust.evaluation import (RobustnessReport, environment,
+                                     headline_key)
+from mmdet_robust.evaluation.environment import describe, package_version
 from mmdet_robust.tools.plot_sweep import sweep_curves
 
 
@@ -53,3 +59,34 @@ def test_attack_statistics_are_reported(tmp_path):
     assert rows[-1] == '- dag: dag_at_cap 0.25, dag_iters 41.5'
     saved = json.load(open(report.write(str(tmp_path))['json']))
     assert saved['attack_stats'] == stats
+
+
+def test_environment_names_this_process_packages_and_machine():
+    env = environment('cpu')
+    assert env['device'] == 'cpu'
+    assert env['torch_threads'] == torch.get_num_threads()
+    assert env['packages']['torch'] == torch.__version__
+    assert env['packages']['mmdet'] == mmdet.__version__ == '3.3.0'
+    assert env['packages']['mmcv'] == '2.1.0'
+    assert env['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
+    assert package_version('no_such_module_here') is None
+    line = describe(env)
+    assert line.startswith('cpu (') and 'mmdet 3.3.0' in line
+
+
+@pytest.mark.parametrize('split', [False, True])
+def test_report_says_where_each_entry_was_computed(tmp_path, split):
+    here = environment('cpu')
+    elsewhere = dict(here, device='cuda:0 (Some GPU)')
+    envs = {'clean': here, 'cls_pgd': elsewhere if split else here}
+    report = RobustnessReport({'clean': {'pascal_voc/mAP': .8},
+                               'cls_pgd': {'pascal_voc/mAP': .1}},
+                              environments=envs)
+    rows = report.to_markdown().splitlines()
+    if split:  # a resumed run on another machine: one line per machine
+        assert rows[-2:] == [f'- clean: computed on {describe(here)}.',
+                             f'- cls_pgd: computed on {describe(elsewhere)}.']
+    else:
+        assert rows[-1] == f'Computed on {describe(here)}.'
+    saved = json.load(open(report.write(str(tmp_path))['json']))
+    assert saved['environment'] == envs

@@ -12,6 +12,7 @@ from mmengine.runner import TestLoop
 
 from mmdet.registry import LOOPS
 from ..attacks.base import unwrap
+from ..evaluation.environment import environment
 from ..evaluation.report import RobustnessReport
 from ..version import __version__
 from .attacked_evaluation import AttackedEvaluation, flat_metrics
@@ -91,6 +92,7 @@ class FinishedEntry(NamedTuple):
     fingerprint: dict
     seconds_per_image: Optional[float]
     image_stats: Optional[dict]  # {stat: mean over the test images}
+    environment: Optional[dict]  # where it was computed
 
 
 @LOOPS.register_module()
@@ -152,7 +154,9 @@ class RobustTestLoop(TestLoop):
         self.report_name = report_name
         self.per_attack_passes = per_attack_passes
         self.resume = resume
-        self._reused_seconds, self._reused_stats = {}, {}
+        self._reused: Dict[str, FinishedEntry] = {}
+        self._kept: Dict[str, FinishedEntry] = {}
+        self._environment: Optional[dict] = None
 
     @property
     def report_path(self) -> str:
@@ -201,7 +205,8 @@ class RobustTestLoop(TestLoop):
                 entry = FinishedEntry(
                     metrics, old.get('settings', {}).get(name), prints[name],
                     old.get('seconds_per_image', {}).get(name),
-                    old.get('attack_stats', {}).get(name))
+                    old.get('attack_stats', {}).get(name),
+                    old.get('environment', {}).get(name))
                 if name not in self.evaluators:
                     others[name] = entry
                 elif attack == self._prints[name]['attack']:
@@ -231,13 +236,10 @@ class RobustTestLoop(TestLoop):
         self.runner.call_hook('before_test_epoch')
         self.runner.model.eval()
         self._prints = self.fingerprints()
-        reusable, self._kept = self.finished_entries()
-        results = {name: e.metrics for name, e in reusable.items()}
-        self._reused_seconds = {name: e.seconds_per_image
-                                for name, e in reusable.items()}
-        self._reused_stats = {name: e.image_stats
-                              for name, e in reusable.items()
-                              if e.image_stats is not None}
+        self._environment = environment(
+            next(unwrap(self.runner.model).parameters()).device)
+        self._reused, self._kept = self.finished_entries()
+        results = {name: e.metrics for name, e in self._reused.items()}
         if results:
             print_log(f'reusing finished entries of {self.report_path}: '
                       f'{", ".join(results)}', logger='current')
@@ -272,7 +274,9 @@ class RobustTestLoop(TestLoop):
     def seconds_per_image(self) -> Dict[str, Optional[float]]:
         """Wall time per test image of each entry this run computed (or the
         earlier run it reused), on this process."""
-        return dict(self._reused_seconds, **self.entries.seconds_per_image())
+        return dict({name: e.seconds_per_image
+                     for name, e in self._reused.items()},
+                    **self.entries.seconds_per_image())
 
     def _report(self, results: Dict[str, dict], log: bool = True) -> None:
         """Write this run's entries (in config order) and the kept ones of
@@ -290,17 +294,20 @@ class RobustTestLoop(TestLoop):
         seconds = dict({name: seconds.get(name) for name in ordered},
                        **{name: e.seconds_per_image
                           for name, e in kept.items()})
-        computed = dict(self._reused_stats, **self.entries.image_stats)
-        stats = {name: computed[name] for name in ordered if name in computed}
-        stats.update({name: e.image_stats for name, e in kept.items()
-                      if e.image_stats is not None})
+        earlier = dict(self._reused, **kept)  # entries of earlier runs
+        stats = {name: e.image_stats for name, e in earlier.items()
+                 if e.image_stats is not None}
+        stats.update(self.entries.image_stats)
+        stats = {name: stats[name] for name in metrics if name in stats}
+        environments = {name: earlier[name].environment if name in earlier
+                        else self._environment for name in metrics}
         cfg = self.runner.cfg
         report = RobustnessReport(
             metrics, settings=settings,
             model=dict(config=getattr(cfg, 'filename', None),
                        checkpoint=cfg.get('load_from')),
             fingerprints=prints, seconds_per_image=seconds,
-            attack_stats=stats)
+            attack_stats=stats, environments=environments)
         paths = report.write(self.runner.work_dir, self.report_name)
         if not log:
             return

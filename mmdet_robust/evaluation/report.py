@@ -5,6 +5,8 @@ import os.path as osp
 import tempfile
 from typing import Dict, Optional
 
+from .environment import describe
+
 # Preferred headline metric per evaluator (mAP@0.5 first).
 HEADLINE_KEYS = ('pascal_voc/mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP')
 
@@ -44,7 +46,9 @@ class RobustnessReport:
     each entry's wall time per test image (``None`` where unknown);
     ``attack_stats``: ``{attack: {stat: mean over the test images}}`` of
     the attacks' per-image statistics (``linf``: the perturbation's max
-    norm in pixels; DAG's ``dag_iters`` and ``dag_at_cap``).
+    norm in pixels; DAG's ``dag_iters`` and ``dag_at_cap``);
+    ``environments``: ``{attack: environment}``, where each entry was
+    computed (:func:`~mmdet_robust.evaluation.environment.environment`).
     """
 
     def __init__(
@@ -53,9 +57,11 @@ class RobustnessReport:
             model: Optional[dict] = None,
             fingerprints: Optional[Dict[str, dict]] = None,
             seconds_per_image: Optional[Dict[str, Optional[float]]] = None,
-            attack_stats: Optional[Dict[str, Dict[str, float]]] = None
+            attack_stats: Optional[Dict[str, Dict[str, float]]] = None,
+            environments: Optional[Dict[str, dict]] = None
     ) -> None:
         self.metrics = metrics
+        self.environments = environments or {}
         self.seconds_per_image = seconds_per_image or {}
         self.attack_stats = attack_stats or {}
         self.fingerprints = fingerprints or {}
@@ -77,7 +83,8 @@ class RobustnessReport:
                     mAP=self.headline(), metrics=self.metrics,
                     settings=self.settings, fingerprints=self.fingerprints,
                     seconds_per_image=self.seconds_per_image,
-                    attack_stats=self.attack_stats)
+                    attack_stats=self.attack_stats,
+                    environment=self.environments)
 
     def to_markdown(self) -> str:
         clean = self.headline().get('clean')
@@ -101,7 +108,19 @@ class RobustnessReport:
         if notes:
             lines += ['', 'Further attack statistics (means over the test '
                       'images):', ''] + notes
-        return '\n'.join(lines) + '\n'
+        return '\n'.join(lines + self._environment_lines()) + '\n'
+
+    def _environment_lines(self) -> list:
+        """Where the entries were computed: one line per environment, with
+        the entries it computed where there is more than one."""
+        entries: Dict[str, list] = {}
+        for name, env in self.environments.items():
+            if env:
+                entries.setdefault(describe(env), []).append(name)
+        if len(entries) <= 1:
+            return [f'\nComputed on {where}.' for where in entries]
+        return [''] + [f'- {", ".join(names)}: computed on {where}.'
+                       for where, names in entries.items()]
 
     def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:
         paths = dict(json=osp.join(out_dir, f'{stem}.json'),

@@ -4,6 +4,7 @@ import os.path as osp
 import time
 from typing import Dict
 
+from mmdet_robust.evaluation.environment import describe
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.demo import MTD_INITS
 from mmdet_robust.tools.draw_detections import (DEFAULT_ATTACKS,
@@ -73,6 +74,15 @@ def _attack_statistics(stats: Dict[str, Dict[str, dict]], columns) -> str:
     return '\n'.join(out) + '\n'
 
 
+def _environment_line(environments: Dict[str, dict]) -> str:
+    """Where the evaluations ran (the numbers move with the CPU and the
+    package versions)."""
+    where = {describe(env) for env in environments.values() if env}
+    if not where:
+        return ''
+    return 'Evaluated on ' + '; '.join(sorted(where)) + '.\n'
+
+
 def write_demo_report(demo) -> None:
     work_dir, args = demo.work_dir, demo.args
     reports = {m: json.load(open(osp.join(work_dir, m, 'robustness.json')))
@@ -84,6 +94,9 @@ def write_demo_report(demo) -> None:
     stats = {m: {a: v for a, v in r.get('attack_stats', {}).items()
                  if a in main[m]}
              for m, r in reports.items()}
+    # where each model's clean entry was evaluated
+    environments = {m: r.get('environment', {}).get('clean')
+                    for m, r in reports.items()}
     columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
                            'dag_dense', 'rap')
                if any(a in v for v in main.values())]
@@ -109,7 +122,7 @@ def write_demo_report(demo) -> None:
                    sweeps={m: sweep_curves(r['mAP'])
                            for m, r in reports.items()},
                    timings_s=demo.timings, seconds_per_image=seconds,
-                   attack_stats=stats,
+                   attack_stats=stats, environment=environments,
                    files=dict(plots=plots, detections=figure))
     atomic_write(osp.join(work_dir, 'report.json'),
                  json.dumps(summary, indent=2, default=str))
@@ -118,6 +131,7 @@ def write_demo_report(demo) -> None:
           f'data `{settings["data_root"]}`; MTD starts from '
           f'{MTD_INITS[args.mtd_init]}. mAP@0.5 (%), '
           f'{settings["metric"]}; every attack at eps = 8 (pixels of 255).\n',
+          _environment_line(environments),
           _table(main, columns), _attack_statistics(stats, columns),
           '## Sweeps\n', _sweep_tables(reports),
           '\n![mAP vs eps](mAP_vs_eps.png)\n![mAP vs steps](mAP_vs_steps.png)'
