@@ -59,8 +59,8 @@ def environment(device: Union[str, torch.device] = 'cpu') -> Dict:
     """The environment of this process for a computation on ``device``:
     ``python``, ``system``, ``cpu`` (model name), ``cpu_capability`` (the
     vector instructions torch's CPU kernels use: ``AVX2``, ``AVX512``...),
-    ``torch_threads``, ``device`` (with the GPU's name) and ``packages`` ``{import name:
-    version}``."""
+    ``torch_threads``, ``device`` (with the GPU's name) and ``packages``
+    ``{import name: version}``."""
     device = torch.device(device)
     where = str(device)
     if device.type == 'cuda':
