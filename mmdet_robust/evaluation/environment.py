@@ -8,7 +8,7 @@ records this next to its number.
 import importlib
 import importlib.metadata
 import platform
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
 
@@ -82,3 +82,14 @@ def describe(env: Dict) -> str:
             f'{env.get("cpu_capability")}, '
             f'{env.get("torch_threads")} torch threads), Python '
             f'{env.get("python")}; {packages}')
+
+
+def by_environment(environments: Dict[str, Optional[Dict]]
+                   ) -> Dict[str, List[str]]:
+    """``{describe(env): [names computed there]}`` of ``{name: env}``, in
+    first-seen order; names without a recorded environment are left out."""
+    grouped: Dict[str, List[str]] = {}
+    for name, env in environments.items():
+        if env:
+            grouped.setdefault(describe(env), []).append(name)
+    return grouped

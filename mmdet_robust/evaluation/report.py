@@ -5,7 +5,7 @@ import os.path as osp
 import tempfile
 from typing import Dict, Optional
 
-from .environment import describe
+from .environment import by_environment
 
 # Preferred headline metric per evaluator (mAP@0.5 first).
 HEADLINE_KEYS = ('pascal_voc/mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP')
@@ -113,10 +113,7 @@ class RobustnessReport:
     def _environment_lines(self) -> list:
         """Where the entries were computed: one line per environment, with
         the entries it computed where there is more than one."""
-        entries: Dict[str, list] = {}
-        for name, env in self.environments.items():
-            if env:
-                entries.setdefault(describe(env), []).append(name)
+        entries = by_environment(self.environments)
         if len(entries) <= 1:
             return [f'\nComputed on {where}.' for where in entries]
         return [''] + [f'- {", ".join(names)}: computed on {where}.'

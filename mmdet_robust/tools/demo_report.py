@@ -4,7 +4,7 @@ import os.path as osp
 import time
 from typing import Dict
 
-from mmdet_robust.evaluation.environment import describe
+from mmdet_robust.evaluation.environment import by_environment
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.demo import MTD_INITS
 from mmdet_robust.tools.draw_detections import (DEFAULT_ATTACKS,
@@ -77,7 +77,7 @@ def _attack_statistics(stats: Dict[str, Dict[str, dict]], columns) -> str:
 def _environment_line(environments: Dict[str, dict]) -> str:
     """Where the evaluations ran (the numbers move with the CPU and the
     package versions)."""
-    where = {describe(env) for env in environments.values() if env}
+    where = by_environment(environments)
     if not where:
         return ''
     return 'Evaluated on ' + '; '.join(sorted(where)) + '.\n'
