@@ -71,18 +71,27 @@ def test_gpu_checks_hold_on_the_cpu(tmp_path):
     assert result['autocast'] == 'bfloat16' and result['host_syncs'] is None
 
 
+def _script(name: str):
+    """A benchmark script imported as a module (its directory on
+    ``sys.path``, as when it runs)."""
+    bench_dir = osp.join(REPO, 'benchmarks')
+    if bench_dir not in sys.path:
+        sys.path.insert(0, bench_dir)
+    spec = importlib.util.spec_from_file_location(
+        name[:-len('.py')], osp.join(bench_dir, name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize('config, size', [
     ('ssd300_vgg16_std_voc.py', 300), ('yolov3_d53_std_voc.py', 416),
     ('tiny_ssd_std_shapes.py', 96), ('tiny_yolov3_std_shapes.py', 96)])
 def test_bench_input_size_is_the_configs_test_resize(config, size):
-    spec = importlib.util.spec_from_file_location(
-        'bench_adv', osp.join(REPO, 'benchmarks', 'bench_adv.py'))
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _script('bench_adv.py')
     assert bench.input_size(osp.join(REPO, 'configs', config)) == size
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('script, argv, match', [
     ('bench_adv.py', ['configs/nope.py'], "config: 'configs/nope.py' is not"),
     ('bench_adv.py', ['configs/tiny_ssd_std_shapes.py', '--iters', '0'],
@@ -93,11 +102,25 @@ def test_bench_input_size_is_the_configs_test_resize(config, size):
      "--batch: expected an integer >= 1, got 'two'"),
     ('gpu_checks.py', ['nope.py'], "config: 'nope.py' is not a file"),
 ])
-def test_benchmarks_check_their_arguments_first(script, argv, match):
+def test_benchmarks_check_their_arguments_first(script, argv, match,
+                                                capsys, monkeypatch):
     """A bad flag is a usage error (exit 2), not a traceback from the
     benchmark's first iteration (``--iters 0`` failed in ``statistics``)."""
+    monkeypatch.chdir(REPO)
+    main = _script(script).main
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert match in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_bad_flag_on_the_command_line_is_a_usage_error():
+    """The same check as a user meets it: the script run as a program."""
     proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'benchmarks', script), *argv],
+        [sys.executable, osp.join(REPO, 'benchmarks', 'bench_adv.py'),
+         'configs/tiny_ssd_std_shapes.py', '--iters', '0'],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert match in proc.stderr and 'Traceback' not in proc.stderr
+    assert "--iters: expected an integer >= 1, got '0'" in proc.stderr
+    assert 'Traceback' not in proc.stderr
