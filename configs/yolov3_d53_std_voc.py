@@ -49,6 +49,7 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=10000,
-                    max_keep_ckpts=3))
+                    max_keep_ckpts=3),
+    train_environment=dict(type='TrainEnvironmentHook'))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(base_batch_size=32)

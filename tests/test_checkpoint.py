@@ -10,6 +10,9 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmdet.registry import HOOKS
 from mmdet_robust.checkpoint import UnsafeCheckpointError
+from mmdet_robust.evaluation.environment import (describe,
+                                                 describe_training,
+                                                 environment)
 
 
 class _RunsCode:
@@ -90,3 +93,48 @@ def test_resume_restores_the_training_state(trained_checkpoint, tmp_path):
     runner.train()
     assert _CountIters.ran == 8  # only epoch 17 ran: 16 were restored
     assert runner.iter == _load_checkpoint(path)['meta']['iter'] + 8
+
+
+def _resume_one_more_epoch(cfg, checkpoint: str, work_dir) -> dict:
+    """Resume ``checkpoint`` for epoch 17; the new checkpoint's meta."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(work_dir)
+    cfg.resume, cfg.load_from = True, checkpoint
+    cfg.train_cfg.max_epochs = 17
+    cfg.param_scheduler[1].update(T_max=17, end=17)
+    cfg.default_hooks.checkpoint.interval = 17
+    Runner.from_cfg(cfg).train()
+    return _load_checkpoint(str(work_dir / 'epoch_17.pth'))['meta']
+
+
+def test_checkpoints_record_where_they_were_trained(trained_checkpoint,
+                                                    tmp_path):
+    """``TrainEnvironmentHook``: the checkpoint names this process's
+    environment for its 128 iterations; resumed here, the stretch grows;
+    resumed from a checkpoint trained elsewhere or not recorded, a second
+    stretch starts at the resumed iteration."""
+    path, cfg = trained_checkpoint
+    here = environment('cpu')
+    (first, ) = _load_checkpoint(path)['meta']['train_environments']
+    assert first == dict(environment=here, world_size=1, iters=[0, 128])
+
+    meta = _resume_one_more_epoch(cfg, path, tmp_path / 'same')
+    assert meta['train_environments'] == [dict(first, iters=[0, 136])]
+
+    ckpt = torch.load(path, weights_only=False)
+    elsewhere = dict(first, environment=dict(here, cpu='another CPU'))
+    for name, recorded, earlier in (
+            ('elsewhere', [elsewhere], elsewhere),
+            ('unrecorded', None,
+             dict(environment=None, world_size=None, iters=[0, 128]))):
+        ckpt['meta']['train_environments'] = recorded
+        torch.save(ckpt, tmp_path / f'{name}.pth')
+        meta = _resume_one_more_epoch(cfg, str(tmp_path / f'{name}.pth'),
+                                      tmp_path / name)
+        assert meta['train_environments'] == [
+            earlier, dict(first, iters=[128, 136])], name
+    assert describe_training(meta['train_environments']) == [
+        'Trained (iterations 0-128) where the checkpoint does not record.',
+        f'Trained (iterations 128-136, 1 process) on {describe(here)}.']
+    assert describe_training(None) == [
+        'Training environment: not recorded in the checkpoint.']

@@ -69,6 +69,14 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
         assert env['packages'] == here['packages']
         assert env['device'] == 'cpu' and env['cpu'] == here['cpu']
     assert f'Evaluated on {describe(env)}.' in md
+    # and where both were trained, as their checkpoints record it
+    for model in ('std', 'mtd'):
+        (trained, ) = report['train_environments'][model]
+        assert trained['environment'] == env and trained['world_size'] == 1
+        begin, end = trained['iters']
+        assert begin == 0 and end > 0
+        assert f'{model.upper()}: Trained (iterations 0-{end}, 1 process) ' \
+            f'on {describe(env)}.' in md
     assert '- dag, MTD: ' in md and 'iterations per image' in md
     assert 'ms per test image' in md
     assert 'MTD starts from the config\'s own initialisation, on clean ' \

@@ -7,6 +7,7 @@ import pickle
 import pytest
 import torch
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.structures import InstanceData
 
 from conftest import (MMDET_CONFIGS, dataset_batch, load_trained,
@@ -725,6 +726,10 @@ def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
     assert 0 <= stats['dag']['dag_at_cap'] <= 1
     assert f'| {stats["rap"]["linf"]:.2f} |' in table
     assert '- dag: dag_at_cap' in table
+    # where the checkpoint was trained, as it records it
+    trained = _load_checkpoint(path)['meta']['train_environments']
+    assert report['model']['train_environments'] == trained
+    assert '\nTrained (iterations 0-128, 1 process) on ' in table
 
 
 def test_robust_eval_without_annotations_is_a_clear_error(

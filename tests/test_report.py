@@ -90,3 +90,27 @@ def test_report_says_where_each_entry_was_computed(tmp_path, split):
         assert rows[-1] == f'Computed on {describe(here)}.'
     saved = json.load(open(report.write(str(tmp_path))['json']))
     assert saved['environment'] == envs
+
+
+@pytest.mark.parametrize('checkpoint, trained, lines', [
+    (None, None, []),  # random weights: nothing was trained
+    ('x.pth', None,
+     ['', 'Training environment: not recorded in the checkpoint.']),
+    ('x.pth', 'two stretches', None),
+])
+def test_report_says_where_the_checkpoint_was_trained(checkpoint, trained,
+                                                      lines):
+    here = environment('cpu')
+    if trained:
+        trained = [dict(environment=None, world_size=None, iters=[0, 50]),
+                   dict(environment=here, world_size=2, iters=[50, 80])]
+        lines = ['', 'Trained (iterations 0-50) where the checkpoint does '
+                 'not record.', 'Trained (iterations 50-80, 2 processes) on '
+                 f'{describe(here)}.']
+    report = RobustnessReport(
+        {'clean': {'pascal_voc/mAP': .8}}, environments={'clean': here},
+        model=dict(config='c.py', checkpoint=checkpoint,
+                   train_environments=trained))
+    rows = report.to_markdown().splitlines()
+    assert rows[rows.index(f'Computed on {describe(here)}.') + 1:] == lines
+    assert report.to_dict()['model']['train_environments'] == trained

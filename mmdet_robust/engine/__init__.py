@@ -1,4 +1,5 @@
-from .hooks import AdvTrainingHook, CheckpointFitHook, RNGStateHook
+from .hooks import (AdvTrainingHook, CheckpointFitHook, RNGStateHook,
+                    TrainEnvironmentHook)
 from .loops import (AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop,
                     build_adv_training_loop)
 from .optim_wrapper import FiniteLossOptimWrapper
@@ -8,6 +9,6 @@ from .robust_val_loop import RobustValLoop
 __all__ = [
     'AdvEpochBasedTrainLoop', 'AdvIterBasedTrainLoop', 'AdvTrainingHook',
     'CheckpointFitHook', 'FiniteLossOptimWrapper', 'RNGStateHook',
-    'RobustTestLoop', 'RobustValLoop', 'build_adv_training_loop',
-    'expand_sweep'
+    'RobustTestLoop', 'RobustValLoop', 'TrainEnvironmentHook',
+    'build_adv_training_loop', 'expand_sweep'
 ]

@@ -1,14 +1,17 @@
-"""Hooks: logging for adversarial training, checkpoint fit and RNG state."""
+"""Hooks: logging for adversarial training, checkpoint fit, RNG state and
+where a checkpoint was trained."""
 import random
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
 from ..attacks.base import attack_mode, unwrap
 from ..checkpoint import check_state_dict_fits
+from ..evaluation.environment import environment
 
 
 @HOOKS.register_module()
@@ -106,6 +109,57 @@ class RNGStateHook(Hook):
         kind, keys, pos, has_gauss, gauss = state['numpy']
         np.random.set_state((kind, keys.numpy(), pos, has_gauss, gauss))
         torch.set_rng_state(state['torch'])
+
+
+@HOOKS.register_module()
+class TrainEnvironmentHook(Hook):
+    """Records in every checkpoint where its weights were trained.
+
+    ``checkpoint['meta']['train_environments']`` is a list, oldest first, of
+    ``dict(environment=..., world_size=N, iters=[begin, end])``: one entry
+    per stretch of training iterations ``begin..end`` run in one
+    environment (:func:`~mmdet_robust.evaluation.environment.environment`:
+    device, CPU, threads, package versions) on ``N`` processes. A run
+    resumed with ``--resume`` continues its checkpoint's list; iterations
+    that a checkpoint without the list already had are an entry with
+    ``environment=None``. Loading any checkpoint publishes its list as the
+    message hub's ``train_environments`` info (None when not recorded),
+    which ``RobustTestLoop`` writes to its report next to where the
+    evaluation ran.
+
+    The STD configs list it in ``default_hooks``; ``AdvTrainingLoop`` adds
+    it where a config does not.
+    """
+
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self._earlier: List[dict] = []
+        self._begin = 0
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        recorded = checkpoint.get('meta', {}).get('train_environments')
+        runner.message_hub.update_info('train_environments', recorded)
+        if getattr(runner, '_resume', False):
+            iters = checkpoint.get('meta', {}).get('iter', 0)
+            self._earlier = list(recorded) if recorded else \
+                [dict(environment=None, world_size=None, iters=[0, iters])]
+
+    def before_train(self, runner) -> None:
+        self._begin = runner.iter  # after a resume: the resumed iteration
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        device = next(unwrap(runner.model).parameters()).device
+        here = dict(environment=environment(device),
+                    world_size=get_world_size())
+        stretches = [dict(s) for s in self._earlier if s['iters'][1] > 0]
+        last = stretches[-1] if stretches else None
+        if last is not None and last['iters'][1] == self._begin and \
+                all(last[key] == value for key, value in here.items()):
+            last['iters'] = [last['iters'][0], runner.iter]
+        else:
+            stretches.append(dict(here, iters=[self._begin, runner.iter]))
+        checkpoint.setdefault('meta', {})['train_environments'] = stretches
 
 
 def ensure_hook(runner, hook_type: type, **kwargs) -> None:

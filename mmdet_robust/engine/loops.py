@@ -7,7 +7,8 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import unwrap
 from ..attacks.task_losses import shared_targets
-from .hooks import CheckpointFitHook, RNGStateHook, ensure_hook
+from .hooks import (CheckpointFitHook, RNGStateHook, TrainEnvironmentHook,
+                    ensure_hook)
 
 
 @contextmanager
@@ -68,8 +69,9 @@ class AdversarialTrainStep:
     def _setup(self, runner, attacker: Optional[dict], adv_begin: int,
                end: int) -> None:
         """Build the attacker (adversarial from ``adv_begin`` of ``end``
-        epochs or iterations); make checkpoints carry the RNG state and a
-        resumed run refuse a checkpoint of another architecture."""
+        epochs or iterations); make checkpoints carry the RNG state and
+        where they were trained, and a resumed run refuse a checkpoint of
+        another architecture."""
         if isinstance(adv_begin, bool) or not isinstance(adv_begin, int) \
                 or not 0 <= adv_begin < end:
             raise ValueError(
@@ -83,6 +85,7 @@ class AdversarialTrainStep:
             check(unwrap(runner.model))
         self._clean = self._build_attacker(None)
         ensure_hook(runner, RNGStateHook)
+        ensure_hook(runner, TrainEnvironmentHook)
         if getattr(runner, '_resume', False):
             ensure_hook(runner, CheckpointFitHook)
 

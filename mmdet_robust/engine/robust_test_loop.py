@@ -16,7 +16,7 @@ from ..evaluation.environment import environment
 from ..evaluation.report import RobustnessReport
 from ..version import __version__
 from .attacked_evaluation import AttackedEvaluation, flat_metrics
-from .hooks import CheckpointFitHook, ensure_hook
+from .hooks import CheckpointFitHook, TrainEnvironmentHook, ensure_hook
 
 
 def expand_sweep(tasks: Sequence[str] = ('cls', 'loc'),
@@ -147,6 +147,7 @@ class RobustTestLoop(TestLoop):
             raise ValueError(EMPTY_TEST_SET)
         check_not_tta(runner.model)
         ensure_hook(runner, CheckpointFitHook)  # no half-loaded models
+        ensure_hook(runner, TrainEnvironmentHook)  # where it was trained
         self.attack_cfgs = attack_configs(attacks, sweep)
         self.entries = AttackedEvaluation(runner, self.evaluator, evaluator,
                                           self.attack_cfgs, 'test_cfg', fp16)
@@ -305,7 +306,9 @@ class RobustTestLoop(TestLoop):
         report = RobustnessReport(
             metrics, settings=settings,
             model=dict(config=getattr(cfg, 'filename', None),
-                       checkpoint=cfg.get('load_from')),
+                       checkpoint=cfg.get('load_from'),
+                       train_environments=self.runner.message_hub.get_info(
+                           'train_environments')),
             fingerprints=prints, seconds_per_image=seconds,
             attack_stats=stats, environments=environments)
         paths = report.write(self.runner.work_dir, self.report_name)

@@ -3,7 +3,8 @@
 Attacked mAP moves with floating-point detail (sign steps amplify tiny
 gradient differences), so the same checkpoint and config can give other
 numbers on another CPU or with other package versions. Each report entry
-records this next to its number.
+records this next to its number, and the report says where the checkpoint
+was trained when the checkpoint records it (``TrainEnvironmentHook``).
 """
 import importlib
 import importlib.metadata
@@ -93,3 +94,23 @@ def by_environment(environments: Dict[str, Optional[Dict]]
         if env:
             grouped.setdefault(describe(env), []).append(name)
     return grouped
+
+
+def describe_training(stretches: Optional[List[Dict]]) -> List[str]:
+    """One line per stretch of training that ``TrainEnvironmentHook``
+    recorded in a checkpoint (``meta['train_environments']``); one line
+    saying so when nothing was recorded."""
+    if not stretches:
+        return ['Training environment: not recorded in the checkpoint.']
+    lines = []
+    for stretch in stretches:
+        begin, end = stretch['iters']
+        iters = f'iterations {begin}-{end}'
+        if stretch.get('environment') is None:
+            lines.append(f'Trained ({iters}) where the checkpoint does not '
+                         'record.')
+            continue
+        n = stretch.get('world_size') or 1
+        lines.append(f'Trained ({iters}, {n} process{"es" * (n > 1)}) on '
+                     f'{describe(stretch["environment"])}.')
+    return lines

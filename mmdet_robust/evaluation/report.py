@@ -5,7 +5,7 @@ import os.path as osp
 import tempfile
 from typing import Dict, Optional
 
-from .environment import by_environment
+from .environment import by_environment, describe_training
 
 # Preferred headline metric per evaluator (mAP@0.5 first).
 HEADLINE_KEYS = ('pascal_voc/mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP')
@@ -48,7 +48,10 @@ class RobustnessReport:
     the attacks' per-image statistics (``linf``: the perturbation's max
     norm in pixels; DAG's ``dag_iters`` and ``dag_at_cap``);
     ``environments``: ``{attack: environment}``, where each entry was
-    computed (:func:`~mmdet_robust.evaluation.environment.environment`).
+    computed (:func:`~mmdet_robust.evaluation.environment.environment`);
+    ``model``: ``dict(config=..., checkpoint=..., train_environments=...)``,
+    the last where the checkpoint was trained (``TrainEnvironmentHook``'s
+    record, None when the checkpoint has none).
     """
 
     def __init__(
@@ -108,7 +111,8 @@ class RobustnessReport:
         if notes:
             lines += ['', 'Further attack statistics (means over the test '
                       'images):', ''] + notes
-        return '\n'.join(lines + self._environment_lines()) + '\n'
+        return '\n'.join(lines + self._environment_lines() +
+                         self._training_lines()) + '\n'
 
     def _environment_lines(self) -> list:
         """Where the entries were computed: one line per environment, with
@@ -118,6 +122,14 @@ class RobustnessReport:
             return [f'\nComputed on {where}.' for where in entries]
         return [''] + [f'- {", ".join(names)}: computed on {where}.'
                        for where, names in entries.items()]
+
+    def _training_lines(self) -> list:
+        """Where the checkpoint was trained, when the report has a
+        checkpoint."""
+        if not self.model.get('checkpoint'):
+            return []
+        return [''] + describe_training(
+            self.model.get('train_environments'))
 
     def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:
         paths = dict(json=osp.join(out_dir, f'{stem}.json'),

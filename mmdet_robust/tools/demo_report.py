@@ -4,7 +4,8 @@ import os.path as osp
 import time
 from typing import Dict
 
-from mmdet_robust.evaluation.environment import by_environment
+from mmdet_robust.evaluation.environment import (by_environment,
+                                                 describe_training)
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.demo import MTD_INITS
 from mmdet_robust.tools.draw_detections import (DEFAULT_ATTACKS,
@@ -83,6 +84,12 @@ def _environment_line(environments: Dict[str, dict]) -> str:
     return 'Evaluated on ' + '; '.join(sorted(where)) + '.\n'
 
 
+def _training_lines(trained: Dict[str, list]) -> str:
+    """Where each model was trained (as its checkpoint records it)."""
+    return ''.join(f'{model.upper()}: {line}\n' for model, stretches in
+                   trained.items() for line in describe_training(stretches))
+
+
 def write_demo_report(demo) -> None:
     work_dir, args = demo.work_dir, demo.args
     reports = {m: json.load(open(osp.join(work_dir, m, 'robustness.json')))
@@ -97,6 +104,8 @@ def write_demo_report(demo) -> None:
     # where each model's clean entry was evaluated
     environments = {m: r.get('environment', {}).get('clean')
                     for m, r in reports.items()}
+    trained = {m: r.get('model', {}).get('train_environments')
+               for m, r in reports.items()}
     columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
                            'dag_dense', 'rap')
                if any(a in v for v in main.values())]
@@ -123,6 +132,7 @@ def write_demo_report(demo) -> None:
                            for m, r in reports.items()},
                    timings_s=demo.timings, seconds_per_image=seconds,
                    attack_stats=stats, environment=environments,
+                   train_environments=trained,
                    files=dict(plots=plots, detections=figure))
     atomic_write(osp.join(work_dir, 'report.json'),
                  json.dumps(summary, indent=2, default=str))
@@ -131,7 +141,7 @@ def write_demo_report(demo) -> None:
           f'data `{settings["data_root"]}`; MTD starts from '
           f'{MTD_INITS[args.mtd_init]}. mAP@0.5 (%), '
           f'{settings["metric"]}; every attack at eps = 8 (pixels of 255).\n',
-          _environment_line(environments),
+          _environment_line(environments), _training_lines(trained),
           _table(main, columns), _attack_statistics(stats, columns),
           '## Sweeps\n', _sweep_tables(reports),
           '\n![mAP vs eps](mAP_vs_eps.png)\n![mAP vs steps](mAP_vs_steps.png)'

@@ -26,7 +26,9 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=max_epochs,
-                    max_keep_ckpts=1, save_last=True))
+                    max_keep_ckpts=1, save_last=True),
+    # where the checkpoint was trained, for the robustness report
+    train_environment=dict(type='TrainEnvironmentHook'))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
