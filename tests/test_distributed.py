@@ -22,6 +22,7 @@ from mmengine.hooks import Hook
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
 
 from conftest import (REPO, ROBUST_CFG, ROBUST_YOLOX_CFG, dataset_batch,
                       robust_cfg, sgd, tiny_cfg)
@@ -182,6 +183,11 @@ def test_ddp_adversarial_training_on_two_processes(shapes_root, tmp_path):
     r0, r1 = (torch.load(osp.join(work, f'rank{r}.pth'), weights_only=True)
               for r in (0, 1))
     assert r0['iter'] == r1['iter'] == 4  # 64 images / (2 ranks x 8)
+    # the checkpoint records that 2 processes trained its 4 iterations
+    (trained, ) = _load_checkpoint(osp.join(work, 'epoch_1.pth'))[
+        'meta']['train_environments']
+    assert trained['world_size'] == 2 and trained['iters'] == [0, 4]
+    assert trained['environment']['torch_threads'] == 1
     # RobustValLoop ran after the epoch; its gathered metrics are shared
     assert r0['val'] == r1['val'] and len(r0['val']) == 2
     for key, value in r0['params'].items():
