@@ -138,3 +138,38 @@ def test_checkpoints_record_where_they_were_trained(trained_checkpoint,
         f'Trained (iterations 128-136, 1 process) on {describe(here)}.']
     assert describe_training(None) == [
         'Training environment: not recorded in the checkpoint.']
+
+
+def test_a_fine_tuned_checkpoint_records_what_it_started_from(
+        trained_checkpoint, tmp_path):
+    """``load_from`` without ``resume``: the new checkpoint's own stretch
+    starts at 0, and ``train_init`` keeps the loaded checkpoint's record,
+    nested once more per fine-tuning."""
+    path, cfg = trained_checkpoint
+    (first, ) = _load_checkpoint(path)['meta']['train_environments']
+    starts, metas = path, []
+    for step in ('once', 'twice'):
+        tuned = copy.deepcopy(cfg)
+        tuned.work_dir = str(tmp_path / step)
+        tuned.load_from = starts
+        tuned.train_cfg.update(max_epochs=1, val_interval=1)
+        tuned.param_scheduler[1].update(T_max=1, end=1)
+        Runner.from_cfg(tuned).train()
+        starts = str(tmp_path / step / 'epoch_1.pth')
+        metas.append(_load_checkpoint(starts)['meta'])
+    once, twice = metas
+    assert once['train_environments'] == [dict(first, iters=[0, 8])]
+    assert once['train_init'] == dict(
+        checkpoint=path, train_environments=[first], train_init=None)
+    assert twice['train_init'] == dict(
+        checkpoint=str(tmp_path / 'once' / 'epoch_1.pth'),
+        train_environments=once['train_environments'],
+        train_init=once['train_init'])
+    here = describe(first['environment'])
+    assert describe_training(twice['train_environments'],
+                             twice['train_init']) == [
+        f'Initialised from the weights of {tmp_path}/once/epoch_1.pth:',
+        f'  Initialised from the weights of {path}:',
+        f'    Trained (iterations 0-128, 1 process) on {here}.',
+        f'  Trained (iterations 0-8, 1 process) on {here}.',
+        f'Trained (iterations 0-8, 1 process) on {here}.']

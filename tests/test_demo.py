@@ -71,7 +71,8 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
     assert f'Evaluated on {describe(env)}.' in md
     # and where both were trained, as their checkpoints record it
     for model in ('std', 'mtd'):
-        (trained, ) = report['train_environments'][model]
+        assert report['trained'][model]['train_init'] is None  # warm-up
+        (trained, ) = report['trained'][model]['train_environments']
         assert trained['environment'] == env and trained['world_size'] == 1
         begin, end = trained['iters']
         assert begin == 0 and end > 0

@@ -729,6 +729,7 @@ def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
     # where the checkpoint was trained, as it records it
     trained = _load_checkpoint(path)['meta']['train_environments']
     assert report['model']['train_environments'] == trained
+    assert report['model']['train_init'] is None  # trained from scratch
     assert '\nTrained (iterations 0-128, 1 process) on ' in table
 
 

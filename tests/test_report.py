@@ -97,20 +97,30 @@ def test_report_says_where_each_entry_was_computed(tmp_path, split):
     ('x.pth', None,
      ['', 'Training environment: not recorded in the checkpoint.']),
     ('x.pth', 'two stretches', None),
+    ('x.pth', 'fine-tuned', None),
 ])
 def test_report_says_where_the_checkpoint_was_trained(checkpoint, trained,
                                                       lines):
     here = environment('cpu')
+    init = None
     if trained:
-        trained = [dict(environment=None, world_size=None, iters=[0, 50]),
-                   dict(environment=here, world_size=2, iters=[50, 80])]
+        stretches = [dict(environment=None, world_size=None, iters=[0, 50]),
+                     dict(environment=here, world_size=2, iters=[50, 80])]
         lines = ['', 'Trained (iterations 0-50) where the checkpoint does '
                  'not record.', 'Trained (iterations 50-80, 2 processes) on '
                  f'{describe(here)}.']
+        if trained == 'fine-tuned':  # from a checkpoint without a record
+            init = dict(checkpoint='pre.pth', train_environments=None,
+                        train_init=None)
+            lines[1:1] = ['Initialised from the weights of pre.pth:',
+                          '  Training environment: not recorded in the '
+                          'checkpoint.']
+        trained = stretches
     report = RobustnessReport(
         {'clean': {'pascal_voc/mAP': .8}}, environments={'clean': here},
         model=dict(config='c.py', checkpoint=checkpoint,
-                   train_environments=trained))
+                   train_environments=trained, train_init=init))
     rows = report.to_markdown().splitlines()
     assert rows[rows.index(f'Computed on {describe(here)}.') + 1:] == lines
     assert report.to_dict()['model']['train_environments'] == trained
+    assert report.to_dict()['model']['train_init'] == init

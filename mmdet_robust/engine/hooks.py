@@ -122,10 +122,14 @@ class TrainEnvironmentHook(Hook):
     device, CPU, threads, package versions) on ``N`` processes. A run
     resumed with ``--resume`` continues its checkpoint's list; iterations
     that a checkpoint without the list already had are an entry with
-    ``environment=None``. Loading any checkpoint publishes its list as the
-    message hub's ``train_environments`` info (None when not recorded),
-    which ``RobustTestLoop`` writes to its report next to where the
-    evaluation ran.
+    ``environment=None``. A run that started from another checkpoint's
+    weights (``load_from`` without ``resume``: fine-tuning, the demo's
+    ``DEMO_MTD_INIT=std``) also records ``meta['train_init']``:
+    ``dict(checkpoint=path, train_environments=..., train_init=...)``, that
+    checkpoint's own record. Loading any checkpoint publishes both as the
+    message hub's ``train_environments`` and ``train_init`` info (None
+    when not recorded), which ``RobustTestLoop`` writes to its report next
+    to where the evaluation ran.
 
     The STD configs list it in ``default_hooks``; ``AdvTrainingLoop`` adds
     it where a config does not.
@@ -135,15 +139,23 @@ class TrainEnvironmentHook(Hook):
 
     def __init__(self) -> None:
         self._earlier: List[dict] = []
+        self._init: Optional[dict] = None
         self._begin = 0
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        recorded = checkpoint.get('meta', {}).get('train_environments')
+        meta = checkpoint.get('meta', {})
+        recorded = meta.get('train_environments')
         runner.message_hub.update_info('train_environments', recorded)
+        runner.message_hub.update_info('train_init', meta.get('train_init'))
         if getattr(runner, '_resume', False):
-            iters = checkpoint.get('meta', {}).get('iter', 0)
-            self._earlier = list(recorded) if recorded else \
-                [dict(environment=None, world_size=None, iters=[0, iters])]
+            self._earlier = list(recorded) if recorded else [dict(
+                environment=None, world_size=None,
+                iters=[0, meta.get('iter', 0)])]
+            self._init = meta.get('train_init')
+        else:  # the weights this run starts from
+            self._init = dict(checkpoint=getattr(runner, '_load_from', None),
+                              train_environments=recorded,
+                              train_init=meta.get('train_init'))
 
     def before_train(self, runner) -> None:
         self._begin = runner.iter  # after a resume: the resumed iteration
@@ -159,7 +171,10 @@ class TrainEnvironmentHook(Hook):
             last['iters'] = [last['iters'][0], runner.iter]
         else:
             stretches.append(dict(here, iters=[self._begin, runner.iter]))
-        checkpoint.setdefault('meta', {})['train_environments'] = stretches
+        meta = checkpoint.setdefault('meta', {})
+        meta['train_environments'] = stretches
+        if self._init is not None:
+            meta['train_init'] = self._init
 
 
 def ensure_hook(runner, hook_type: type, **kwargs) -> None:

@@ -302,13 +302,14 @@ class RobustTestLoop(TestLoop):
         stats = {name: stats[name] for name in metrics if name in stats}
         environments = {name: earlier[name].environment if name in earlier
                         else self._environment for name in metrics}
-        cfg = self.runner.cfg
+        cfg, hub = self.runner.cfg, self.runner.message_hub
         report = RobustnessReport(
             metrics, settings=settings,
             model=dict(config=getattr(cfg, 'filename', None),
                        checkpoint=cfg.get('load_from'),
-                       train_environments=self.runner.message_hub.get_info(
-                           'train_environments')),
+                       train_environments=hub.get_info(
+                           'train_environments'),
+                       train_init=hub.get_info('train_init')),
             fingerprints=prints, seconds_per_image=seconds,
             attack_stats=stats, environments=environments)
         paths = report.write(self.runner.work_dir, self.report_name)

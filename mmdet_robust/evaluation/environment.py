@@ -96,13 +96,22 @@ def by_environment(environments: Dict[str, Optional[Dict]]
     return grouped
 
 
-def describe_training(stretches: Optional[List[Dict]]) -> List[str]:
+def describe_training(stretches: Optional[List[Dict]],
+                      init: Optional[Dict] = None) -> List[str]:
     """One line per stretch of training that ``TrainEnvironmentHook``
-    recorded in a checkpoint (``meta['train_environments']``); one line
-    saying so when nothing was recorded."""
-    if not stretches:
-        return ['Training environment: not recorded in the checkpoint.']
+    recorded in a checkpoint (``meta['train_environments']``), one saying so
+    when nothing was recorded; first, where the run started from another
+    checkpoint's weights (``meta['train_init']``), that checkpoint's lines,
+    indented."""
     lines = []
+    if init:
+        lines.append(f'Initialised from the weights of '
+                     f'{init.get("checkpoint")}:')
+        lines += ['  ' + line for line in describe_training(
+            init.get('train_environments'), init.get('train_init'))]
+    if not stretches:
+        return lines + [
+            'Training environment: not recorded in the checkpoint.']
     for stretch in stretches:
         begin, end = stretch['iters']
         iters = f'iterations {begin}-{end}'

@@ -49,9 +49,10 @@ class RobustnessReport:
     norm in pixels; DAG's ``dag_iters`` and ``dag_at_cap``);
     ``environments``: ``{attack: environment}``, where each entry was
     computed (:func:`~mmdet_robust.evaluation.environment.environment`);
-    ``model``: ``dict(config=..., checkpoint=..., train_environments=...)``,
-    the last where the checkpoint was trained (``TrainEnvironmentHook``'s
-    record, None when the checkpoint has none).
+    ``model``: ``dict(config=..., checkpoint=..., train_environments=...,
+    train_init=...)``, the last two where the checkpoint was trained and
+    what it started from (``TrainEnvironmentHook``'s record, None when the
+    checkpoint has none).
     """
 
     def __init__(
@@ -129,7 +130,8 @@ class RobustnessReport:
         if not self.model.get('checkpoint'):
             return []
         return [''] + describe_training(
-            self.model.get('train_environments'))
+            self.model.get('train_environments'),
+            self.model.get('train_init'))
 
     def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:
         paths = dict(json=osp.join(out_dir, f'{stem}.json'),

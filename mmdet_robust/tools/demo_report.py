@@ -84,10 +84,12 @@ def _environment_line(environments: Dict[str, dict]) -> str:
     return 'Evaluated on ' + '; '.join(sorted(where)) + '.\n'
 
 
-def _training_lines(trained: Dict[str, list]) -> str:
+def _training_lines(trained: Dict[str, dict]) -> str:
     """Where each model was trained (as its checkpoint records it)."""
-    return ''.join(f'{model.upper()}: {line}\n' for model, stretches in
-                   trained.items() for line in describe_training(stretches))
+    return ''.join(
+        f'{model.upper()}: {line}\n' for model, record in trained.items()
+        for line in describe_training(record.get('train_environments'),
+                                      record.get('train_init')))
 
 
 def write_demo_report(demo) -> None:
@@ -104,7 +106,8 @@ def write_demo_report(demo) -> None:
     # where each model's clean entry was evaluated
     environments = {m: r.get('environment', {}).get('clean')
                     for m, r in reports.items()}
-    trained = {m: r.get('model', {}).get('train_environments')
+    trained = {m: {key: r.get('model', {}).get(key)
+                   for key in ('train_environments', 'train_init')}
                for m, r in reports.items()}
     columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
                            'dag_dense', 'rap')
@@ -132,7 +135,7 @@ def write_demo_report(demo) -> None:
                            for m, r in reports.items()},
                    timings_s=demo.timings, seconds_per_image=seconds,
                    attack_stats=stats, environment=environments,
-                   train_environments=trained,
+                   trained=trained,
                    files=dict(plots=plots, detections=figure))
     atomic_write(osp.join(work_dir, 'report.json'),
                  json.dumps(summary, indent=2, default=str))
