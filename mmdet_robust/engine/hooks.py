@@ -145,8 +145,10 @@ class TrainEnvironmentHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta', {})
         recorded = meta.get('train_environments')
-        runner.message_hub.update_info('train_environments', recorded)
-        runner.message_hub.update_info('train_init', meta.get('train_init'))
+        # for this run's reports only: not saved with the message hub
+        for key, value in (('train_environments', recorded),
+                           ('train_init', meta.get('train_init'))):
+            runner.message_hub.update_info(key, value, resumed=False)
         if getattr(runner, '_resume', False):
             self._earlier = list(recorded) if recorded else [dict(
                 environment=None, world_size=None,
