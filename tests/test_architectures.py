@@ -13,6 +13,7 @@ from mmengine.runner import Runner
 
 from conftest import REPO, tiny_cfg
 from mmdet.registry import MODELS
+from mmdet_robust.engine import TrainEnvironmentHook
 from mmdet_robust.models import FSSDNeck, RFBBlock, RFBNeck
 from mmdet_robust.models.rfb_neck import RFB_BRANCHES, RFB_S_BRANCHES
 
@@ -181,6 +182,12 @@ def test_two_mtd_iterations_and_a_robust_eval_batch(arch, voc_tree,
     metrics = Runner.from_cfg(eval_cfg).test()
     for name in ('clean', 'dag', 'rap'):
         assert 0 <= metrics[f'{name}/pascal_voc/mAP'] <= 1
+    # one TrainEnvironmentHook (the config's; the loop added none) recorded
+    # the two iterations, and the report says so
+    assert sum(isinstance(h, TrainEnvironmentHook)
+               for h in runner.hooks) == 1
+    report = (tmp_path / 'eval' / 'robustness.md').read_text()
+    assert '\nTrained (iterations 0-2, 1 process) on ' in report
 
 
 @pytest.mark.parametrize('arch, attacks', [

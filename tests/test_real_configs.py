@@ -58,7 +58,10 @@ def test_config_builds(config):
         assert ('dag_dense' in attacks) == (dense and boxes)
         for name, attack in attacks.items():  # each can run on the model
             build_attack(name, attack, model)
-    elif '_std_' not in config:
+    else:  # every checkpoint says where it was trained
+        assert cfg.default_hooks.train_environment.type == \
+            'TrainEnvironmentHook'
+    if 'robust_eval' not in config and '_std_' not in config:
         assert cfg.train_cfg.type == 'AdvTrainingLoop'
         assert cfg.train_cfg.attacker.eps == 8.
     if 'ssd300_vgg16' in config:

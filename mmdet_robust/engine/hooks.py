@@ -166,14 +166,17 @@ class TrainEnvironmentHook(Hook):
         device = next(unwrap(runner.model).parameters()).device
         here = dict(environment=environment(device),
                     world_size=get_world_size())
+        meta = checkpoint.setdefault('meta', {})
+        # iterations done: mmengine's count (``runner.iter`` is one short
+        # in an iteration-based checkpoint, saved inside after_train_iter)
+        end = meta.get('iter', runner.iter)
         stretches = [dict(s) for s in self._earlier if s['iters'][1] > 0]
         last = stretches[-1] if stretches else None
         if last is not None and last['iters'][1] == self._begin and \
                 all(last[key] == value for key, value in here.items()):
-            last['iters'] = [last['iters'][0], runner.iter]
+            last['iters'] = [last['iters'][0], end]
         else:
-            stretches.append(dict(here, iters=[self._begin, runner.iter]))
-        meta = checkpoint.setdefault('meta', {})
+            stretches.append(dict(here, iters=[self._begin, end]))
         meta['train_environments'] = stretches
         if self._init is not None:
             meta['train_init'] = self._init
