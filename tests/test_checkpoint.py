@@ -78,15 +78,21 @@ class _CountIters(Hook):
         type(self).ran += 1
 
 
+def _resumed_for_epoch_17(cfg, checkpoint: str, work_dir):
+    """``cfg`` resuming the 16-epoch ``checkpoint`` for one more epoch."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(work_dir)
+    cfg.resume, cfg.load_from = True, checkpoint
+    cfg.train_cfg.max_epochs = 17
+    cfg.param_scheduler[1].update(T_max=17, end=17)
+    return cfg
+
+
 def test_resume_restores_the_training_state(trained_checkpoint, tmp_path):
     """`--resume` goes through the weights_only loader and continues where
     the checkpoint stopped (optimizer, scheduler, iteration count)."""
     path, cfg = trained_checkpoint
-    cfg = copy.deepcopy(cfg)
-    cfg.work_dir = str(tmp_path)
-    cfg.resume, cfg.load_from = True, path
-    cfg.train_cfg.max_epochs = 17
-    cfg.param_scheduler[1].update(T_max=17, end=17)
+    cfg = _resumed_for_epoch_17(cfg, path, tmp_path)
     cfg.custom_hooks = [dict(type='_CountIters')]
     _CountIters.ran = 0
     runner = Runner.from_cfg(cfg)
@@ -97,11 +103,7 @@ def test_resume_restores_the_training_state(trained_checkpoint, tmp_path):
 
 def _resume_one_more_epoch(cfg, checkpoint: str, work_dir) -> dict:
     """Resume ``checkpoint`` for epoch 17; the new checkpoint's meta."""
-    cfg = copy.deepcopy(cfg)
-    cfg.work_dir = str(work_dir)
-    cfg.resume, cfg.load_from = True, checkpoint
-    cfg.train_cfg.max_epochs = 17
-    cfg.param_scheduler[1].update(T_max=17, end=17)
+    cfg = _resumed_for_epoch_17(cfg, checkpoint, work_dir)
     cfg.default_hooks.checkpoint.interval = 17
     Runner.from_cfg(cfg).train()
     return _load_checkpoint(str(work_dir / 'epoch_17.pth'))['meta']
