@@ -165,70 +165,93 @@ class DenseOutputAttack(DetectorAttack):
         check_dense_head(detector.bbox_head)
 
 
+def _yolov3_predictions(head, outs, device) -> DensePredictions:
+    """YOLOv3's prediction maps: (x, y, w, h, conf, classes) per anchor."""
+    pred_maps = outs[0]
+    priors, sizes, counts = _grid_priors(head, pred_maps, device)
+    pred = _flatten(pred_maps, head.num_attrib)
+    strides = torch.cat([
+        pred.new_full((s[0] * s[1] * head.num_base_priors, ), stride)
+        for s, stride in zip(sizes, head.featmap_strides)
+    ])
+    deltas = pred[..., :4]
+    xy_wh = torch.cat([deltas[..., :2].sigmoid(), deltas[..., 2:]], -1)
+    boxes = head.bbox_coder.decode(priors, xy_wh, strides.unsqueeze(-1))
+    conf = pred[..., 4].sigmoid()
+    return DensePredictions(pred[..., 5:], conf, deltas, boxes, priors,
+                            False, sizes, counts, score_factors=conf)
+
+
+def _yolox_predictions(head, outs, device) -> DensePredictions:
+    """YOLOX's ``(cls_scores, bbox_preds, objectnesses)`` at points."""
+    cls_scores, bbox_preds, objectnesses = outs
+    points, sizes, counts = _grid_priors(  # (x, y, stride_w, stride_h)
+        head, cls_scores, device, with_stride=True)
+    deltas = _flatten(bbox_preds, 4)
+    conf = _flatten(objectnesses, 1).squeeze(-1).sigmoid()
+    boxes = head._bbox_decode(points, deltas)
+    return DensePredictions(_flatten(cls_scores, head.cls_out_channels),
+                            conf, deltas, boxes, _point_cells(head, points),
+                            False, sizes, counts, score_factors=conf,
+                            points=points)
+
+
+def _distance_predictions(head, outs, device) -> DensePredictions:
+    """FCOS's and RTMDet's ``(cls_scores, distances[, centerness])`` at
+    points, the distances (l, t, r, b) in pixels."""
+    cls_scores, distance_maps = outs[0], outs[1]
+    points, sizes, counts = _grid_priors(
+        head, cls_scores, device, with_stride=True)
+    distances = _flatten(distance_maps, 4)
+    if isinstance(head, FCOSHead) and head.norm_on_bbox and \
+            head.training:  # FCOS leaves them in strides when training
+        distances = distances * points[:, 2:3]
+    boxes = head.bbox_coder.decode(
+        points[:, :2].expand(len(distances), -1, -1), distances)
+    logits = _flatten(cls_scores, head.cls_out_channels)
+    centerness = None  # FCOS: predict_by_feat's score_factors
+    if len(outs) > 2:
+        centerness = _flatten(outs[2], 1).squeeze(-1).sigmoid()
+    return DensePredictions(logits, logits.sigmoid().amax(-1),
+                            distances / points[:, 2:3], boxes,
+                            _point_cells(head, points), False, sizes,
+                            counts, score_factors=centerness,
+                            points=points, distances=True)
+
+
+def _anchor_predictions(head, outs, device) -> DensePredictions:
+    """An AnchorHead's ``(cls_scores, bbox_preds[, centerness])``: four
+    box-coder deltas per anchor (SSD, RetinaNet, ATSS)."""
+    cls_scores, bbox_preds = outs[0], outs[1]
+    priors, sizes, counts = _grid_priors(head, cls_scores, device)
+    logits = _flatten(cls_scores, head.cls_out_channels)
+    deltas = _flatten(bbox_preds, 4)
+    softmax = not head.use_sigmoid_cls
+    if softmax:
+        objectness = 1 - logits.softmax(-1)[..., -1]
+    else:
+        objectness = logits.sigmoid().amax(-1)
+    boxes = head.bbox_coder.decode(
+        priors.expand(deltas.shape[0], -1, -1), deltas)
+    centerness = None  # a third output is predict_by_feat's
+    if len(outs) > 2:  # score_factors (ATSS: centerness logits)
+        centerness = _flatten(outs[2], 1).squeeze(-1).sigmoid()
+    return DensePredictions(logits, objectness, deltas, boxes, priors,
+                            softmax, sizes, counts, score_factors=centerness)
+
+
+# the reader of each output layout, the first that matches the head
+_LAYOUT_READERS = ((YOLOV3Head, _yolov3_predictions),
+                   (YOLOXHead, _yolox_predictions),
+                   (DISTANCE_HEADS, _distance_predictions),
+                   (AnchorHead, _anchor_predictions))
+
+
 def dense_predictions(detector, inputs: Tensor) -> DensePredictions:
     """Run ``extract_feat -> bbox_head`` and flatten its outputs."""
     head = detector.bbox_head
     check_dense_head(head)
     outs = head(detector.extract_feat(inputs))
-    if isinstance(head, YOLOV3Head):
-        pred_maps = outs[0]
-        priors, sizes, counts = _grid_priors(head, pred_maps, inputs.device)
-        pred = _flatten(pred_maps, head.num_attrib)
-        strides = torch.cat([
-            pred.new_full((s[0] * s[1] * head.num_base_priors, ), stride)
-            for s, stride in zip(sizes, head.featmap_strides)
-        ])
-        deltas = pred[..., :4]
-        xy_wh = torch.cat([deltas[..., :2].sigmoid(), deltas[..., 2:]], -1)
-        boxes = head.bbox_coder.decode(priors, xy_wh, strides.unsqueeze(-1))
-        conf = pred[..., 4].sigmoid()
-        return DensePredictions(pred[..., 5:], conf, deltas, boxes, priors,
-                                False, sizes, counts, score_factors=conf)
-    if isinstance(head, YOLOXHead):
-        cls_scores, bbox_preds, objectnesses = outs
-        points, sizes, counts = _grid_priors(  # (x, y, stride_w, stride_h)
-            head, cls_scores, inputs.device, with_stride=True)
-        deltas = _flatten(bbox_preds, 4)
-        conf = _flatten(objectnesses, 1).squeeze(-1).sigmoid()
-        boxes = head._bbox_decode(points, deltas)
-        return DensePredictions(_flatten(cls_scores, head.cls_out_channels),
-                                conf, deltas, boxes,
-                                _point_cells(head, points), False, sizes,
-                                counts, score_factors=conf, points=points)
-    if isinstance(head, DISTANCE_HEADS):
-        cls_scores, distance_maps = outs[0], outs[1]
-        points, sizes, counts = _grid_priors(
-            head, cls_scores, inputs.device, with_stride=True)
-        distances = _flatten(distance_maps, 4)  # (l, t, r, b)
-        if isinstance(head, FCOSHead) and head.norm_on_bbox and \
-                head.training:  # FCOS leaves them in strides when training
-            distances = distances * points[:, 2:3]
-        boxes = head.bbox_coder.decode(
-            points[:, :2].expand(len(distances), -1, -1), distances)
-        logits = _flatten(cls_scores, head.cls_out_channels)
-        centerness = None  # FCOS: predict_by_feat's score_factors
-        if len(outs) > 2:
-            centerness = _flatten(outs[2], 1).squeeze(-1).sigmoid()
-        return DensePredictions(logits, logits.sigmoid().amax(-1),
-                                distances / points[:, 2:3], boxes,
-                                _point_cells(head, points), False, sizes,
-                                counts, score_factors=centerness,
-                                points=points, distances=True)
-    if isinstance(head, AnchorHead):
-        cls_scores, bbox_preds = outs[0], outs[1]
-        priors, sizes, counts = _grid_priors(head, cls_scores, inputs.device)
-        logits = _flatten(cls_scores, head.cls_out_channels)
-        deltas = _flatten(bbox_preds, 4)
-        softmax = not head.use_sigmoid_cls
-        if softmax:
-            objectness = 1 - logits.softmax(-1)[..., -1]
-        else:
-            objectness = logits.sigmoid().amax(-1)
-        boxes = head.bbox_coder.decode(
-            priors.expand(deltas.shape[0], -1, -1), deltas)
-        centerness = None  # a third output is predict_by_feat's
-        if len(outs) > 2:  # score_factors (ATSS: centerness logits)
-            centerness = _flatten(outs[2], 1).squeeze(-1).sigmoid()
-        return DensePredictions(logits, objectness, deltas, boxes, priors,
-                                softmax, sizes, counts,
-                                score_factors=centerness)
+    read = next(reader for heads, reader in _LAYOUT_READERS
+                if isinstance(head, heads))
+    return read(head, outs, inputs.device)

@@ -92,60 +92,67 @@ def _training_lines(trained: Dict[str, dict]) -> str:
                                       record.get('train_init')))
 
 
-def write_demo_report(demo) -> None:
-    work_dir, args = demo.work_dir, demo.args
-    reports = {m: json.load(open(osp.join(work_dir, m, 'robustness.json')))
-               for m in MODELS_SHOWN}
-    main = {m: {a: r['mAP'][a] for a in r['mAP'] if '_pgd_' not in a}
-            for m, r in reports.items()}
-    seconds = {m: {a: r.get('seconds_per_image', {}).get(a) for a in main[m]}
-               for m, r in reports.items()}
-    stats = {m: {a: v for a, v in r.get('attack_stats', {}).items()
-                 if a in main[m]}
-             for m, r in reports.items()}
-    # where each model's clean entry was evaluated
-    environments = {m: r.get('environment', {}).get('clean')
-                    for m, r in reports.items()}
-    trained = {m: {key: r.get('model', {}).get(key)
-                   for key in ('train_environments', 'train_init')}
-               for m, r in reports.items()}
-    columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
-                           'dag_dense', 'rap')
-               if any(a in v for v in main.values())]
-    plots = plot_sweeps([reports[m] for m in MODELS_SHOWN],
-                        [m.upper() for m in MODELS_SHOWN], work_dir)
+def _draw_detections(demo, reports: Dict[str, dict]) -> str:
+    """``detections.png`` of the finished models; its time in
+    ``demo.timings``. Returns its path."""
     checkpoints = {}
     for m in MODELS_SHOWN:
-        pointer = osp.join(work_dir, m, 'last_checkpoint')
-        checkpoints[m] = open(pointer).read().strip()
-    figure = osp.join(work_dir, 'detections.png')
+        pointer = osp.join(demo.work_dir, m, 'last_checkpoint')
+        checkpoints[m.upper()] = open(pointer).read().strip()
+    figure = osp.join(demo.work_dir, 'detections.png')
     start = time.time()
-    detections_figure(args.eval_config,
-                      {m.upper(): path for m, path in checkpoints.items()},
-                      figure, figure_columns(reports['std']['settings']),
-                      data_root=args.data_root)
+    detections_figure(demo.args.eval_config, checkpoints, figure,
+                      figure_columns(reports['std']['settings']),
+                      data_root=demo.args.data_root)
     demo.timings['detections_figure'] = round(time.time() - start, 1)
+    return figure
+
+
+def _summary(demo, reports: Dict[str, dict], files: dict) -> dict:
+    """``report.json``: the main table (sweeps apart), per model."""
+    args = demo.args
+    main = {m: {a: r['mAP'][a] for a in r['mAP'] if '_pgd_' not in a}
+            for m, r in reports.items()}
     settings = dict(config=args.config, eval_config=args.eval_config,
                     mtd_init=args.mtd_init,
                     data_root=args.data_root or 'data/shapes (synthetic)',
                     attacks=reports['std']['settings'],
                     metric=reports['std']['metric'])
-    summary = dict(settings=settings, mAP=main,
-                   sweeps={m: sweep_curves(r['mAP'])
-                           for m, r in reports.items()},
-                   timings_s=demo.timings, seconds_per_image=seconds,
-                   attack_stats=stats, environment=environments,
-                   trained=trained,
-                   files=dict(plots=plots, detections=figure))
-    atomic_write(osp.join(work_dir, 'report.json'),
-                 json.dumps(summary, indent=2, default=str))
+    return dict(
+        settings=settings, mAP=main,
+        sweeps={m: sweep_curves(r['mAP']) for m, r in reports.items()},
+        timings_s=demo.timings,
+        seconds_per_image={
+            m: {a: r.get('seconds_per_image', {}).get(a) for a in main[m]}
+            for m, r in reports.items()},
+        attack_stats={
+            m: {a: v for a, v in r.get('attack_stats', {}).items()
+                if a in main[m]}
+            for m, r in reports.items()},
+        # where each model's clean entry was evaluated
+        environment={m: r.get('environment', {}).get('clean')
+                     for m, r in reports.items()},
+        trained={m: {key: r.get('model', {}).get(key)
+                     for key in ('train_environments', 'train_init')}
+                 for m, r in reports.items()},
+        files=files)
+
+
+def _markdown(summary: dict, reports: Dict[str, dict]) -> str:
+    """``report.md``: the tables of ``summary``, the plots and figure."""
+    settings, main = summary['settings'], summary['mAP']
+    columns = [a for a in ('clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag',
+                           'dag_dense', 'rap')
+               if any(a in v for v in main.values())]
     md = ['# mmdet_robust demo: STD vs MTD\n',
-          f'Model config `{args.config}`, evaluation `{args.eval_config}`, '
-          f'data `{settings["data_root"]}`; MTD starts from '
-          f'{MTD_INITS[args.mtd_init]}. mAP@0.5 (%), '
+          f'Model config `{settings["config"]}`, evaluation '
+          f'`{settings["eval_config"]}`, data `{settings["data_root"]}`; '
+          f'MTD starts from {MTD_INITS[settings["mtd_init"]]}. mAP@0.5 (%), '
           f'{settings["metric"]}; every attack at eps = 8 (pixels of 255).\n',
-          _environment_line(environments), _training_lines(trained),
-          _table(main, columns), _attack_statistics(stats, columns),
+          _environment_line(summary['environment']),
+          _training_lines(summary['trained']),
+          _table(main, columns),
+          _attack_statistics(summary['attack_stats'], columns),
           '## Sweeps\n', _sweep_tables(reports),
           '\n![mAP vs eps](mAP_vs_eps.png)\n![mAP vs steps](mAP_vs_steps.png)'
           '\n\n![detections](detections.png)\n',
@@ -154,8 +161,26 @@ def write_demo_report(demo) -> None:
           '\n## Wall time per stage (s)\n',
           'When each stage last ran; a re-run that reused finished work '
           '(checkpoints, report entries) shows only its own time.\n',
-          '\n'.join(f'- {k}: {v}' for k, v in demo.timings.items()) + '\n',
+          '\n'.join(f'- {k}: {v}'
+                    for k, v in summary['timings_s'].items()) + '\n',
           '\n## Evaluation cost (ms per test image)\n',
           'Attack, prediction and the metric\'s processing, on one '
-          'process.\n', _table(seconds, columns, '{:.0f}', 1000.)]
-    atomic_write(osp.join(work_dir, 'report.md'), '\n'.join(md))
+          'process.\n',
+          _table(summary['seconds_per_image'], columns, '{:.0f}', 1000.)]
+    return '\n'.join(md)
+
+
+def write_demo_report(demo) -> None:
+    """``report.json``, ``report.md``, the sweep plots and
+    ``detections.png`` in ``demo.work_dir``, from the evaluations'
+    ``robustness.json``."""
+    work_dir = demo.work_dir
+    reports = {m: json.load(open(osp.join(work_dir, m, 'robustness.json')))
+               for m in MODELS_SHOWN}
+    plots = plot_sweeps([reports[m] for m in MODELS_SHOWN],
+                        [m.upper() for m in MODELS_SHOWN], work_dir)
+    figure = _draw_detections(demo, reports)
+    summary = _summary(demo, reports, dict(plots=plots, detections=figure))
+    atomic_write(osp.join(work_dir, 'report.json'),
+                 json.dumps(summary, indent=2, default=str))
+    atomic_write(osp.join(work_dir, 'report.md'), _markdown(summary, reports))
