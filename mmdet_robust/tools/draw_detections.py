@@ -17,6 +17,7 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
+from torch import Tensor
 
 import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
@@ -91,6 +92,22 @@ def boxes_on_input(boxes, scale_factor: Sequence[float],
     return boxes
 
 
+def _drawn_detections(visualizer, model, inputs: Tensor, data_samples,
+                      score_thr: float) -> np.ndarray:
+    """``(H, W, 3)`` RGB: the network input ``inputs`` (normalised, one
+    image) as the model sees it, with its detections scoring at least
+    ``score_thr`` drawn in the input's coordinates."""
+    result = predict_preprocessed(model, inputs, data_samples)[0].cpu()
+    shown = displayed_pixels(model.data_preprocessor, inputs,
+                             data_samples)[0]
+    result.pred_instances.bboxes = boxes_on_input(
+        result.pred_instances.bboxes, result.scale_factor, shown.shape[:2])
+    visualizer.add_datasample(
+        'img', np.ascontiguousarray(shown), result, draw_gt=False,
+        pred_score_thr=score_thr, show=False)
+    return visualizer.get_image()
+
+
 def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
                     out_path: str, score_thr: float = 0.3,
                     device: str = 'cpu') -> None:
@@ -102,7 +119,6 @@ def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
     import matplotlib.pyplot as plt
 
     columns = inputs.columns
-
     visualizer = DetLocalVisualizer(name='detections_figure')
     visualizer.dataset_meta = inputs.metainfo
     fig, axes = plt.subplots(len(checkpoints), len(columns),
@@ -120,19 +136,9 @@ def draw_detections(inputs: FigureInputs, checkpoints: Dict[str, str],
         for col, name in enumerate(columns):
             adv = data['inputs'] if name == 'clean' else \
                 attacks[name](model, to_attack)['inputs']
-            result = predict_preprocessed(model, adv,
-                                          data['data_samples'])[0].cpu()
-            # the boxes in the coordinates of the network input
-            shown = displayed_pixels(model.data_preprocessor, adv,
-                                     data['data_samples'])[0]
-            result.pred_instances.bboxes = boxes_on_input(
-                result.pred_instances.bboxes, result.scale_factor,
-                shown.shape[:2])
-            visualizer.add_datasample(
-                'img', np.ascontiguousarray(shown), result, draw_gt=False,
-                pred_score_thr=score_thr, show=False)
             ax = axes[row][col]
-            ax.imshow(visualizer.get_image())
+            ax.imshow(_drawn_detections(visualizer, model, adv,
+                                        data['data_samples'], score_thr))
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
