@@ -141,6 +141,7 @@ class TrainEnvironmentHook(Hook):
         self._earlier: List[dict] = []
         self._init: Optional[dict] = None
         self._begin = 0
+        self._here: Optional[dict] = None  # this run: environment, processes
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta', {})
@@ -161,11 +162,11 @@ class TrainEnvironmentHook(Hook):
 
     def before_train(self, runner) -> None:
         self._begin = runner.iter  # after a resume: the resumed iteration
+        device = next(unwrap(runner.model).parameters()).device
+        self._here = dict(environment=environment(device),
+                          world_size=get_world_size())
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        device = next(unwrap(runner.model).parameters()).device
-        here = dict(environment=environment(device),
-                    world_size=get_world_size())
         meta = checkpoint.setdefault('meta', {})
         # iterations done: mmengine's count (``runner.iter`` is one short
         # in an iteration-based checkpoint, saved inside after_train_iter)
@@ -173,10 +174,10 @@ class TrainEnvironmentHook(Hook):
         stretches = [dict(s) for s in self._earlier if s['iters'][1] > 0]
         last = stretches[-1] if stretches else None
         if last is not None and last['iters'][1] == self._begin and \
-                all(last[key] == value for key, value in here.items()):
+                all(last[key] == value for key, value in self._here.items()):
             last['iters'] = [last['iters'][0], end]
         else:
-            stretches.append(dict(here, iters=[self._begin, end]))
+            stretches.append(dict(self._here, iters=[self._begin, end]))
         meta['train_environments'] = stretches
         if self._init is not None:
             meta['train_init'] = self._init
