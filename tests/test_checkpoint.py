@@ -135,7 +135,7 @@ def test_checkpoints_record_where_they_were_trained(trained_checkpoint,
                                       tmp_path / name)
         assert meta['train_environments'] == [
             earlier, dict(first, iters=[128, 136])], name
-    assert describe_training(meta['train_environments']) == [
+    assert describe_training(meta) == [
         'Trained (iterations 0-128) where the checkpoint does not record.',
         f'Trained (iterations 128-136, 1 process) on {describe(here)}.']
     assert describe_training(None) == [
@@ -171,8 +171,7 @@ def test_a_fine_tuned_checkpoint_records_what_it_started_from(
         train_environments=once['train_environments'],
         train_init=once['train_init'])
     here = describe(first['environment'])
-    assert describe_training(twice['train_environments'],
-                             twice['train_init']) == [
+    assert describe_training(twice) == [
         f'Initialised from the weights of {tmp_path}/once/epoch_1.pth:',
         f'  Initialised from the weights of {path}:',
         f'    Trained (iterations 0-128, 1 process) on {here}.',

@@ -96,19 +96,21 @@ def by_environment(environments: Dict[str, Optional[Dict]]
     return grouped
 
 
-def describe_training(stretches: Optional[List[Dict]],
-                      init: Optional[Dict] = None) -> List[str]:
-    """One line per stretch of training that ``TrainEnvironmentHook``
-    recorded in a checkpoint (``meta['train_environments']``), one saying so
-    when nothing was recorded; first, where the run started from another
-    checkpoint's weights (``meta['train_init']``), that checkpoint's lines,
-    indented."""
+def describe_training(record: Optional[Dict]) -> List[str]:
+    """Where ``record``'s weights were trained, as ``TrainEnvironmentHook``
+    records it. ``record`` is any dict with its two keys: a checkpoint's
+    ``meta``, a report's ``model`` entry or a nested ``train_init``. One
+    line per stretch of ``train_environments``, one saying so when nothing
+    was recorded; first, where the run started from another checkpoint's
+    weights (``train_init``), that checkpoint's lines, indented."""
+    record = record or {}
     lines = []
+    init = record.get('train_init')
     if init:
         lines.append(f'Initialised from the weights of '
                      f'{init.get("checkpoint")}:')
-        lines += ['  ' + line for line in describe_training(
-            init.get('train_environments'), init.get('train_init'))]
+        lines += ['  ' + line for line in describe_training(init)]
+    stretches = record.get('train_environments')
     if not stretches:
         return lines + [
             'Training environment: not recorded in the checkpoint.']

@@ -129,9 +129,7 @@ class RobustnessReport:
         checkpoint."""
         if not self.model.get('checkpoint'):
             return []
-        return [''] + describe_training(
-            self.model.get('train_environments'),
-            self.model.get('train_init'))
+        return [''] + describe_training(self.model)
 
     def write(self, out_dir: str, stem: str = 'robustness') -> Dict[str, str]:
         paths = dict(json=osp.join(out_dir, f'{stem}.json'),

@@ -88,8 +88,7 @@ def _training_lines(trained: Dict[str, dict]) -> str:
     """Where each model was trained (as its checkpoint records it)."""
     return ''.join(
         f'{model.upper()}: {line}\n' for model, record in trained.items()
-        for line in describe_training(record.get('train_environments'),
-                                      record.get('train_init')))
+        for line in describe_training(record))
 
 
 def _draw_detections(demo, reports: Dict[str, dict]) -> str:
