@@ -1,3 +1,4 @@
+import glob
 import json
 import math
 import os.path as osp
@@ -147,15 +148,31 @@ def _mim_train(domain, shapes_root, work, *options):
                 *_mim_options(shapes_root), *options)
 
 
-@pytest.mark.parametrize('domain', DOMAINS[1:])
-def test_tiny_adversarial_configs_warm_up_within_the_std_schedule(domain):
-    """Each tiny adversarial config trains from scratch on STD's schedule,
-    clean for its first half (``adv_begin``), and changes nothing else but
-    the training loop."""
+TINY_ADVERSARIAL_CONFIGS = sorted(
+    osp.basename(p)
+    for p in glob.glob(osp.join(REPO, 'configs', 'tiny_*_shapes.py'))
+    if '_std_' not in p)
+
+
+def test_every_tiny_detector_has_an_mtd_config():
+    archs = {osp.basename(p).split('_std_')[0]
+             for p in glob.glob(osp.join(REPO, 'configs', 'tiny_*_std_*.py'))}
+    assert len(archs) >= 5
+    for arch in archs:
+        assert f'{arch}_mtd_shapes.py' in TINY_ADVERSARIAL_CONFIGS
+
+
+@pytest.mark.parametrize('config', TINY_ADVERSARIAL_CONFIGS)
+def test_tiny_adversarial_configs_warm_up_within_the_std_schedule(config):
+    """Each tiny adversarial config (every domain of the tiny SSD, MTD of
+    the other tiny detectors) trains from scratch on its STD config's
+    schedule, clean for its first half (``adv_begin``), and changes nothing
+    else but the training loop."""
+    arch, domain = config[:-len('_shapes.py')].rsplit('_', 1)
+    assert domain in DOMAINS[1:], config
     std = Config.fromfile(osp.join(REPO, 'configs',
-                                   'tiny_ssd_std_shapes.py'))
-    adv = Config.fromfile(osp.join(REPO, 'configs',
-                                   f'tiny_ssd_{domain}_shapes.py'))
+                                   f'{arch}_std_shapes.py'))
+    adv = Config.fromfile(osp.join(REPO, 'configs', config))
     assert std.get('load_from') is None and adv.get('load_from') is None
     assert adv.train_cfg.type == 'AdvTrainingLoop'
     assert adv.train_cfg.attacker == dict(type='TaskDomainAttacker',

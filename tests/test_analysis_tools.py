@@ -90,15 +90,37 @@ def test_attack_margins_on_distances_from_points(trained_rtmdet_checkpoint,
                                                 shapes_root, tmp_path):
     """On the trained tiny RTMDet (class logits and boxes decoded from
     distances at points): after DAG, whose targets are its assigner's
-    positives, the true class comes first at fewer objects."""
+    positives, the true class comes first at fewer objects. Without
+    ``--attacks`` the tool measures the config's DAG entries: here ``dag``
+    only (no dense DAG on points)."""
     path, _ = trained_rtmdet_checkpoint
     attack_margins.main([ROBUST_RTMDET_CFG, path, '--work-dir',
                          str(tmp_path), '--data-root', shapes_root,
-                         '--num-images', '16', '--attacks', 'dag'])
+                         '--num-images', '16'])
     results = json.load(open(tmp_path / 'attack_margins.json'))['results']
+    assert list(results) == ['clean', 'dag']
     assert results['clean']['objects'] == results['dag']['objects'] > 0
     assert results['dag']['true_first'] < results['clean']['true_first']
     assert 0 <= results['dag']['untargeted_best'] <= 1
+
+
+def test_attack_margins_without_a_dag_names_what_to_pass(shapes_root,
+                                                         tmp_path):
+    """Without ``--attacks`` the tool measures the config's DAG entries; a
+    config without any says so and names the flag, before any image is
+    attacked."""
+    config = tmp_path / 'pgd_only.py'
+    config.write_text(f"""_base_ = [{ROBUST_CFG!r}]
+test_cfg = dict(attacks=dict(_delete_=True, cls_pgd=dict(
+    type='PGDAttack', task='cls', eps=8., steps=2)))
+""")
+    with pytest.raises(SystemExit, match=(
+            r'attack_margins: test_cfg.attacks of .*pgd_only.py has no '
+            r'DAGAttack \(cls_pgd\): name the attacks to measure with '
+            '--attacks')):
+        attack_margins.main([str(config), '--work-dir', str(tmp_path),
+                             '--data-root', shapes_root])
+    assert not (tmp_path / 'attack_margins.json').exists()
 
 
 @pytest.mark.parametrize('tool, extra', [

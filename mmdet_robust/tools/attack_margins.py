@@ -1,18 +1,18 @@
 """Where an attack leaves the true class, object by object.
 
     python -m mmdet_robust.tools.attack_margins \\
-        configs/robust_eval/tiny_ssd_shapes.py CHECKPOINT \\
-        --attacks dag dag_dense --num-images 50
+        configs/robust_eval/tiny_ssd_shapes.py CHECKPOINT --num-images 50
 
 For every GT object, over the priors whose decoded box has IoU >= 0.5 with
 it (those whose detection would count as a true positive): the best score
 of its true class and the best score of any wrong object class (the
 scores the head ranks its detections by, before NMS), on clean images and
-after each named attack of the config's ``test_cfg.attacks``. mAP stays
-high while the true class outranks the wrong ones. For a ``DAGAttack`` it
-also says how often the best true-class score comes from a prior outside
-the attack's target set, i.e. one the attack never pushed. Writes
-``attack_margins.json``.
+after each named attack of the config's ``test_cfg.attacks`` (by default
+its ``DAGAttack`` entries: ``dag``, and ``dag_dense`` where the priors are
+boxes). mAP stays high while the true class outranks the wrong ones. For a
+``DAGAttack`` it also says how often the best true-class score comes from
+a prior outside the attack's target set, i.e. one the attack never
+pushed. Writes ``attack_margins.json``.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -107,16 +107,31 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
     return results
 
 
+def dag_attack_names(cfg, config: str) -> List[str]:
+    """The names of the ``DAGAttack`` entries of ``cfg.test_cfg.attacks``;
+    a ValueError when there is none (``config``: the file, for the
+    message)."""
+    configured = cfg.get('test_cfg', {}).get('attacks') or {}
+    names = [n for n, a in configured.items() if a.get('type') == 'DAGAttack']
+    if not names:
+        raise ValueError(f'test_cfg.attacks of {config} has no DAGAttack '
+                         f'({", ".join(configured)}): name the attacks to '
+                         'measure with --attacks')
+    return names
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = analysis_parser(__doc__.split('\n\n')[0])
-    parser.add_argument('--attacks', nargs='+', default=['dag', 'dag_dense'],
-                        help='names in the config\'s test_cfg.attacks')
+    parser.add_argument('--attacks', nargs='+',
+                        help='names in the config\'s test_cfg.attacks '
+                        '(default: its DAGAttack entries)')
     args = parse(parser, argv)
     model, cfg = load_detector(args.config, args.checkpoint)
     require_dense_head(model, 'attack_margins')
     attacks = {'clean': None}
     try:
-        configured = configured_attacks(cfg, args.attacks, args.config)
+        names = args.attacks or dag_attack_names(cfg, args.config)
+        configured = configured_attacks(cfg, names, args.config)
         attacks.update({n: build_attack(n, attack, model)
                         for n, attack in configured.items()})
     except CHECK_ERRORS as err:
