@@ -142,6 +142,22 @@ def test_checkpoints_record_where_they_were_trained(trained_checkpoint,
         'Training environment: not recorded in the checkpoint.']
 
 
+def test_a_checkpoint_saved_outside_training_records_where(
+        trained_checkpoint, tmp_path):
+    """``runner.save_checkpoint`` without ``runner.train()`` (no
+    ``before_train``) still records this process's environment, for the
+    iterations 0-0 it trained."""
+    _, cfg = trained_checkpoint
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(tmp_path)
+    runner = Runner.from_cfg(cfg)
+    runner.save_checkpoint(str(tmp_path), 'untrained.pth',
+                           save_optimizer=False, save_param_scheduler=False)
+    meta = _load_checkpoint(str(tmp_path / 'untrained.pth'))['meta']
+    assert meta['train_environments'] == [
+        dict(environment=environment('cpu'), world_size=1, iters=[0, 0])]
+
+
 def test_a_fine_tuned_checkpoint_records_what_it_started_from(
         trained_checkpoint, tmp_path):
     """``load_from`` without ``resume``: the new checkpoint's own stretch

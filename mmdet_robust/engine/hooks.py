@@ -141,7 +141,8 @@ class TrainEnvironmentHook(Hook):
         self._earlier: List[dict] = []
         self._init: Optional[dict] = None
         self._begin = 0
-        self._here: Optional[dict] = None  # this run: environment, processes
+        # this run's environment and process count, taken at its first save
+        self._here: Optional[dict] = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = checkpoint.get('meta', {})
@@ -162,11 +163,12 @@ class TrainEnvironmentHook(Hook):
 
     def before_train(self, runner) -> None:
         self._begin = runner.iter  # after a resume: the resumed iteration
-        device = next(unwrap(runner.model).parameters()).device
-        self._here = dict(environment=environment(device),
-                          world_size=get_world_size())
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._here is None:  # also for a save outside runner.train()
+            device = next(unwrap(runner.model).parameters()).device
+            self._here = dict(environment=environment(device),
+                              world_size=get_world_size())
         meta = checkpoint.setdefault('meta', {})
         # iterations done: mmengine's count (``runner.iter`` is one short
         # in an iteration-based checkpoint, saved inside after_train_iter)
