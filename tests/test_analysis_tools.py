@@ -107,12 +107,13 @@ def test_attack_margins_on_distances_from_points(trained_rtmdet_checkpoint,
 def test_attack_margins_without_a_dag_names_what_to_pass(shapes_root,
                                                          tmp_path):
     """Without ``--attacks`` the tool measures the config's DAG entries; a
-    config without any says so and names the flag, before any image is
+    config without any (a DAG set to None is left out, as RobustTestLoop
+    leaves it out) says so and names the flag, before any image is
     attacked."""
     config = tmp_path / 'pgd_only.py'
     config.write_text(f"""_base_ = [{ROBUST_CFG!r}]
 test_cfg = dict(attacks=dict(_delete_=True, cls_pgd=dict(
-    type='PGDAttack', task='cls', eps=8., steps=2)))
+    type='PGDAttack', task='cls', eps=8., steps=2), dag=None))
 """)
     with pytest.raises(SystemExit, match=(
             r'attack_margins: test_cfg.attacks of .*pgd_only.py has no '

@@ -42,19 +42,6 @@ def build_attack(name: str, cfg: dict, detector=None,
     return attack
 
 
-def configured_attacks(cfg, names: Sequence[str], config: str
-                       ) -> Dict[str, dict]:
-    """``{name: attack config}`` of ``names`` from ``cfg.test_cfg.attacks``;
-    a ValueError names those it lacks (``config``: the file, for the
-    message)."""
-    configured = cfg.get('test_cfg', {}).get('attacks') or {}
-    unknown = [n for n in names if n not in configured]
-    if unknown:
-        raise ValueError(f'attacks {unknown} are not in test_cfg.attacks of '
-                         f'{config} ({", ".join(configured)})')
-    return {n: configured[n] for n in names}
-
-
 def predict_preprocessed(model, inputs, data_samples: Sequence,
                          fp16: bool = False) -> list:
     """``model.test_step`` on an already preprocessed (clean or adversarial)

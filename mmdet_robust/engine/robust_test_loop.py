@@ -63,6 +63,26 @@ def attack_configs(attacks: Optional[dict] = None,
     return cfgs
 
 
+def config_attacks(cfg) -> Dict[str, dict]:
+    """The attacks of ``cfg.test_cfg.attacks`` that ``RobustTestLoop``
+    runs (entries set to ``None`` left out), without its sweep; ``{}``
+    where the config has none."""
+    return attack_configs(cfg.get('test_cfg', {}).get('attacks'))
+
+
+def configured_attacks(cfg, names: Sequence[str], config: str
+                       ) -> Dict[str, dict]:
+    """``{name: attack config}`` of ``names`` from ``config_attacks(cfg)``;
+    a ValueError names those it lacks (``config``: the file, for the
+    message)."""
+    configured = config_attacks(cfg)
+    unknown = [n for n in names if n not in configured]
+    if unknown:
+        raise ValueError(f'attacks {unknown} are not in test_cfg.attacks of '
+                         f'{config} ({", ".join(configured)})')
+    return {n: configured[n] for n in names}
+
+
 EMPTY_TEST_SET = ('the test set is empty: check test_dataloader.dataset '
                   '(data_root, ann_file, indices)')
 

@@ -23,8 +23,9 @@ from torch import Tensor
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmdet_robust.attacks import DAGAttack, dense_predictions
 from mmdet_robust.attacks.base import CHECK_ERRORS
-from mmdet_robust.engine.attacked_evaluation import (build_attack,
-                                                     configured_attacks)
+from mmdet_robust.engine.attacked_evaluation import build_attack
+from mmdet_robust.engine.robust_test_loop import (config_attacks,
+                                                  configured_attacks)
 from mmdet_robust.tools.analysis_common import (analysis_parser,
                                                 dense_under_attacks,
                                                 load_detector, parse,
@@ -111,7 +112,7 @@ def dag_attack_names(cfg, config: str) -> List[str]:
     """The names of the ``DAGAttack`` entries of ``cfg.test_cfg.attacks``;
     a ValueError when there is none (``config``: the file, for the
     message)."""
-    configured = cfg.get('test_cfg', {}).get('attacks') or {}
+    configured = config_attacks(cfg)
     names = [n for n, a in configured.items() if a.get('type') == 'DAGAttack']
     if not names:
         raise ValueError(f'test_cfg.attacks of {config} has no DAGAttack '

@@ -27,8 +27,8 @@ from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.attacks.pixel_space import feeds_rgb
 from mmdet_robust.checkpoint import safe_torch_load
 from mmdet_robust.engine.attacked_evaluation import (build_attack,
-                                                     configured_attacks,
                                                      predict_preprocessed)
+from mmdet_robust.engine.robust_test_loop import configured_attacks
 from mmdet_robust.tools.cli import existing_file, nonnegative_int
 
 DEFAULT_ATTACKS = ('clean', 'cls_pgd', 'dag', 'rap')
