@@ -8,7 +8,8 @@ from conftest import (ROBUST_CFG, ROBUST_RTMDET_CFG, ROBUST_YOLOX_CFG,
                       TINY_STD, gfl_config)
 from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
                                 task_interaction)
-from mmdet_robust.tools.attack_margins import object_margins, summarise
+from mmdet_robust.tools.attack_margins import (dag_attack_names,
+                                               object_margins, summarise)
 from mmdet_robust.tools.task_interaction import candidate_metrics
 
 
@@ -122,6 +123,30 @@ test_cfg = dict(attacks=dict(_delete_=True, cls_pgd=dict(
         attack_margins.main([str(config), '--work-dir', str(tmp_path),
                              '--data-root', shapes_root])
     assert not (tmp_path / 'attack_margins.json').exists()
+
+
+def test_dag_entries_found_by_their_class_not_their_spelling():
+    """The default of ``--attacks``: entries whose type builds a
+    ``DAGAttack``, a registered subclass or a scoped name included; PGD,
+    RAP and entries set to None are not."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet_robust.attacks import DAGAttack
+
+    @MODELS.register_module(force=True)
+    class StickyDAGAttack(DAGAttack):
+        pass
+
+    try:
+        cfg = Config(dict(test_cfg=dict(attacks=dict(
+            cls_pgd=dict(type='PGDAttack', task='cls'),
+            dag=dict(type='mmdet.DAGAttack'),
+            rap=dict(type='RAPAttack'),
+            sticky=dict(type='StickyDAGAttack'),
+            off=None))))
+        assert dag_attack_names(cfg, 'x.py') == ['dag', 'sticky']
+    finally:
+        MODELS._module_dict.pop('StickyDAGAttack')
 
 
 @pytest.mark.parametrize('tool, extra', [

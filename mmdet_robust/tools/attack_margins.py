@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmdet_robust.attacks import DAGAttack, dense_predictions
 from mmdet_robust.attacks.base import CHECK_ERRORS
@@ -108,12 +109,21 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
     return results
 
 
+def is_dag(attack: dict) -> bool:
+    """Whether an attack config builds a ``DAGAttack`` (or a subclass):
+    its ``type`` is looked up in ``MODELS`` as the builder looks it up."""
+    kind = attack.get('type')
+    if isinstance(kind, str):
+        kind = MODELS.get(kind)
+    return isinstance(kind, type) and issubclass(kind, DAGAttack)
+
+
 def dag_attack_names(cfg, config: str) -> List[str]:
     """The names of the ``DAGAttack`` entries of ``cfg.test_cfg.attacks``;
     a ValueError when there is none (``config``: the file, for the
     message)."""
     configured = config_attacks(cfg)
-    names = [n for n, a in configured.items() if a.get('type') == 'DAGAttack']
+    names = [n for n, a in configured.items() if is_dag(a)]
     if not names:
         raise ValueError(f'test_cfg.attacks of {config} has no DAGAttack '
                          f'({", ".join(configured)}): name the attacks to '
