@@ -1,11 +1,16 @@
+import copy
+
 import pytest
 import torch
 from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData
 
+from conftest import dataset_batch, load_trained
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmengine.structures import InstanceData
+from mmdet_robust.engine.attacked_evaluation import predict_preprocessed
+from mmdet_robust.models import let_ssd_head_predict
 
 
 def _head(type_):
@@ -71,3 +76,35 @@ def test_same_losses_as_stock_head():
     ours = _head('StableSSDHead').loss(_feats(), _samples([1, 2]))
     for key in ('loss_cls', 'loss_bbox'):
         assert torch.allclose(sum(stock[key]), sum(ours[key]))
+
+
+def test_the_plugin_predicts_with_a_stock_ssd_head(trained_checkpoint,
+                                                   monkeypatch):
+    """MMDetection's own SSD configs (stock ``SSDHead``) evaluate through
+    the plugin's loops and tools: their head gets StableSSDHead's fix once,
+    with a warning that names the config change, and predicts exactly what
+    StableSSDHead predicts with the same weights."""
+    checkpoint, cfg = trained_checkpoint
+    stock_cfg = copy.deepcopy(cfg)
+    stock_cfg.model.bbox_head.type = 'SSDHead'
+    stock = load_trained(checkpoint, stock_cfg).eval()
+    stable = load_trained(checkpoint, cfg).eval()
+    assert type(stock.bbox_head).__name__ == 'SSDHead'
+    assert not hasattr(stock.bbox_head, 'loss_cls')  # predict would raise
+    logged = []
+    monkeypatch.setattr('mmdet_robust.models.ssd_head.print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    data = stable.data_preprocessor(dataset_batch(cfg, 'test', size=4),
+                                    False)
+    ours = predict_preprocessed(stock, data['inputs'], data['data_samples'])
+    predict_preprocessed(stock, data['inputs'], data['data_samples'])
+    theirs = predict_preprocessed(stable, data['inputs'],
+                                  data['data_samples'])
+    assert len(logged) == 1 and \
+        "model.bbox_head.type='StableSSDHead'" in logged[0]
+    assert sum(len(r.pred_instances) for r in ours) > 0
+    for a, b in zip(ours, theirs):
+        for key in ('bboxes', 'scores', 'labels'):
+            assert torch.equal(a.pred_instances[key], b.pred_instances[key])
+    let_ssd_head_predict(stable)  # has its loss_cls: nothing to do
+    assert len(logged) == 1

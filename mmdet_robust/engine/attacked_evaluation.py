@@ -14,6 +14,7 @@ from mmdet.registry import MODELS
 from ..attacks.base import CHECK_ERRORS, gt_in_input_coords, unwrap
 from ..evaluation.coco import (share_coco_annotations,
                                with_no_detection_metrics)
+from ..models import let_ssd_head_predict
 from .loops import preprocessed
 
 
@@ -45,8 +46,10 @@ def build_attack(name: str, cfg: dict, detector=None,
 def predict_preprocessed(model, inputs, data_samples: Sequence,
                          fp16: bool = False) -> list:
     """``model.test_step`` on an already preprocessed (clean or adversarial)
-    batch; predictions go to copies of ``data_samples``."""
+    batch; predictions go to copies of ``data_samples``. A stock
+    ``SSDHead`` gets :class:`StableSSDHead`'s fix first."""
     detector = unwrap(model)
+    let_ssd_head_predict(detector)
     data = dict(inputs=inputs, data_samples=[s.clone() for s in data_samples])
     with torch.no_grad(), autocast(enabled=fp16), \
             preprocessed(detector.data_preprocessor):

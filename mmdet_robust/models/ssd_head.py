@@ -1,4 +1,8 @@
 """SSDHead that can predict in mmdet 3.3.0."""
+import logging
+
+from mmengine.logging import print_log
+
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
 
@@ -20,3 +24,21 @@ class StableSSDHead(SSDHead):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.loss_cls = None
+
+
+def let_ssd_head_predict(detector) -> None:
+    """Give a stock ``SSDHead`` of ``detector`` :class:`StableSSDHead`'s
+    fix (``loss_cls = None``), with a warning that names the config change,
+    so that this plugin's loops and tools evaluate MMDetection's own SSD
+    configs and model-zoo checkpoints. Weights and losses are unchanged;
+    any other head is left alone."""
+    head = getattr(detector, 'bbox_head', None)
+    if not isinstance(head, SSDHead) or hasattr(head, 'loss_cls'):
+        return
+    head.loss_cls = None
+    print_log(
+        f"mmdet 3.3.0's {type(head).__name__} cannot predict (it has no "
+        "loss_cls); mmdet_robust gave this model StableSSDHead's fix. Set "
+        "model.bbox_head.type='StableSSDHead' in the config to make it "
+        "there (also for MMDetection's own test loop).", logger='current',
+        level=logging.WARNING)
