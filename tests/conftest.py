@@ -227,25 +227,35 @@ def random_model(config: str):
     return model.eval()
 
 
-def gfl_config(directory) -> str:
-    """A tiny YOLOX robust-eval config whose head is MMDetection's GFLHead:
-    a distribution per box side, a head that DAG and RAP cannot read, with
-    a loss-key mapping for PGD. Returns its path in ``directory``."""
-    path = osp.join(str(directory), 'tiny_gfl_shapes.py')
+def paa_config(directory) -> str:
+    """A tiny YOLOX robust-eval config whose head is MMDetection's PAAHead:
+    its own ``predict_by_feat`` (score voting) and positives from a GMM
+    re-assignment of the anchors' losses, a head that DAG and RAP cannot
+    read, with a loss-key mapping for PGD. Returns its path in
+    ``directory``."""
+    path = osp.join(str(directory), 'tiny_paa_shapes.py')
     with open(path, 'w') as f:
         f.write(f'''_base_ = [{ROBUST_YOLOX_CFG!r}]
 model = dict(
     bbox_head=dict(
-        _delete_=True, type='GFLHead', num_classes=4, in_channels=32,
+        _delete_=True, type='PAAHead', reg_decoded_bbox=True,
+        score_voting=True, topk=9, num_classes=4, in_channels=32,
         feat_channels=32, stacked_convs=1,
         anchor_generator=dict(type='AnchorGenerator', ratios=[1.0],
                               octave_base_scale=8, scales_per_octave=1,
                               strides=[8, 16, 32]),
-        loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0,
-                      loss_weight=1.0),
-        loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25),
-        reg_max=16, loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
-    train_cfg=dict(_delete_=True, assigner=dict(type='ATSSAssigner', topk=9),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                        target_means=[.0, .0, .0, .0],
+                        target_stds=[0.1, 0.1, 0.2, 0.2]),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
+                      alpha=0.25, loss_weight=1.0),
+        loss_bbox=dict(type='GIoULoss', loss_weight=1.3),
+        loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True,
+                             loss_weight=0.5)),
+    train_cfg=dict(_delete_=True,
+                   assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.1,
+                                 neg_iou_thr=0.1, min_pos_iou=0,
+                                 ignore_iof_thr=-1),
                    allowed_border=-1, pos_weight=-1, debug=False),
     test_cfg=dict(_delete_=True, nms_pre=1000, min_bbox_size=0,
                   score_thr=0.05, nms=dict(type='nms', iou_threshold=0.6),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import (ROBUST_CFG, ROBUST_RTMDET_CFG, ROBUST_YOLOX_CFG,
-                      TINY_STD, gfl_config)
+                      TINY_STD, paa_config)
 from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
                                 task_interaction)
 from mmdet_robust.tools.attack_margins import (dag_attack_names,
@@ -153,12 +153,13 @@ def test_dag_entries_found_by_their_class_not_their_spelling():
     (attack_margins, ['--attacks', 'cls_pgd']), (task_interaction, [])])
 def test_dense_score_tools_refuse_a_head_without_them(tool, extra,
                                                       shapes_root, tmp_path):
-    """GFL has no per-prior class scores these tools can read: a message
-    naming the tool, before any image is attacked."""
+    """PAA's detections are not the per-prior scores these tools read
+    (its own predict_by_feat votes over them): a message naming the tool,
+    before any image is attacked."""
     name = tool.__name__.split('.')[-1]
-    with pytest.raises(SystemExit, match=f'{name}: GFLHead is not '
+    with pytest.raises(SystemExit, match=f'{name}: PAAHead is not '
                                          'supported'):
-        tool.main([gfl_config(tmp_path), '--work-dir', str(tmp_path),
+        tool.main([paa_config(tmp_path), '--work-dir', str(tmp_path),
                    '--data-root', shapes_root, *extra])
     assert not (tmp_path / f'{name}.json').exists()
 

@@ -13,8 +13,8 @@ from mmengine.structures import InstanceData
 from conftest import (MMDET_CONFIGS, dataset_batch, load_trained,
                       random_batch, random_model, robust_cfg)
 from mmdet.evaluation import DumpDetResults
-from mmdet.models.dense_heads import (ATSSHead, FCOSHead, RTMDetHead,
-                                      YOLOV3Head, YOLOXHead)
+from mmdet.models.dense_heads import (ATSSHead, FCOSHead, GFLHead,
+                                      RTMDetHead, YOLOV3Head, YOLOXHead)
 from mmdet.models.task_modules.assigners import MaxIoUAssigner
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import distance2bbox
@@ -30,7 +30,9 @@ SIGMOID_CONFIGS = {  # RetinaNet-style heads: sigmoid classes, focal loss
     'retinanet': osp.join(MMDET_CONFIGS, 'retinanet',
                           'retinanet_r18_fpn_1x_coco.py'),
     'atss': osp.join(MMDET_CONFIGS, 'atss',
-                     'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py')}
+                     'atss_r18_fpn_8xb8-amp-lsj-200e_coco.py'),
+    # quality focal loss; a distribution over distances per box side
+    'gfl': osp.join(MMDET_CONFIGS, 'gfl', 'gfl_r50_fpn_1x_coco.py')}
 DISTANCE_CONFIGS = {  # sigmoid classes, distances (l, t, r, b) from points
     'fcos': osp.join(MMDET_CONFIGS, 'fcos',
                      'fcos_r50-caffe_fpn_gn-head_1x_coco.py'),
@@ -281,7 +283,9 @@ def _positive_labels(model, inputs, sizes, samples):
     else:
         anchors, valid = head.get_anchors(sizes, metas, device='cpu')
         out = head.get_targets(anchors, valid, gts, metas)
-        labels = torch.cat(out[1 if isinstance(head, ATSSHead) else 0], 1)
+        # ATSS's and GFL's lists start with the anchors
+        labels = torch.cat(out[int(isinstance(head, (ATSSHead, GFLHead)))],
+                           1)
     return labels < head.num_classes, labels
 
 
@@ -343,16 +347,17 @@ def _assert_dag_targets_are_training_positives(model, inputs, samples):
 @pytest.mark.parametrize('config', [
     'configs/tiny_ssd_std_shapes.py', 'configs/yolov3_d53_std_voc.py',
     SIGMOID_CONFIGS['retinanet'], SIGMOID_CONFIGS['atss'],
-    'configs/tiny_yolox_std_shapes.py', DISTANCE_CONFIGS['fcos'],
-    DISTANCE_CONFIGS['rtmdet']
-], ids=['ssd_maxiou', 'yolov3_grid', 'retinanet_maxiou', 'atss',
+    SIGMOID_CONFIGS['gfl'], 'configs/tiny_yolox_std_shapes.py',
+    DISTANCE_CONFIGS['fcos'], DISTANCE_CONFIGS['rtmdet']
+], ids=['ssd_maxiou', 'yolov3_grid', 'retinanet_maxiou', 'atss', 'gfl_atss',
         'yolox_simota', 'fcos_centre', 'rtmdet_dynamic_soft_label'])
 def test_dag_targets_are_the_heads_training_positives(config):
     """By default DAG's targets are exactly the priors, with labels, that
     the head's own assigner makes positive in training (ATTACKS.md sec. 2):
     SSD's and RetinaNet's MaxIoUAssigner, YOLOv3's GridAssigner (the GT
-    centre's cells only), ATSS's adaptive threshold, YOLOX's SimOTA and
-    RTMDet's dynamic soft labels (from the predictions), FCOS's centre
+    centre's cells only), ATSS's (and GFL's) adaptive threshold, YOLOX's
+    SimOTA and RTMDet's dynamic soft labels (from the predictions), FCOS's
+    centre
     regions (its ``get_targets``, no assigner)."""
     model = random_model(config)
     head = model.bbox_head
@@ -415,9 +420,11 @@ def test_dag_on_point_priors_refuses_the_iou_rules(config):
     ('configs/tiny_ssd_std_shapes.py', False),
     ('configs/tiny_yolov3_std_shapes.py', True),
     (SIGMOID_CONFIGS['retinanet'], False), (SIGMOID_CONFIGS['atss'], True),
+    (SIGMOID_CONFIGS['gfl'], False),
     ('configs/tiny_yolox_std_shapes.py', True),
     (DISTANCE_CONFIGS['fcos'], True), (DISTANCE_CONFIGS['rtmdet'], False)
-], ids=['ssd', 'yolov3', 'retinanet', 'atss', 'yolox', 'fcos', 'rtmdet'])
+], ids=['ssd', 'yolov3', 'retinanet', 'atss', 'gfl', 'yolox', 'fcos',
+        'rtmdet'])
 def test_dense_class_scores_are_what_predict_ranks(config, score_factor):
     """``class_scores`` is the score of the head's own detections, and
     ``boxes`` their boxes: the top detection of each image (which NMS
@@ -577,27 +584,36 @@ def test_rap_lowers_its_loss_and_confident_predictions(request, model):
     assert (s1 > confident).sum() < (s0 > confident).sum()
 
 
-def _object_sized(head: FCOSHead) -> None:
+def _object_sized(head) -> None:
     """At MMDetection's initialisation FCOS regresses a box of a pixel at
-    every point, which no GT box overlaps, and scores every class 0.01:
-    set its output biases to boxes of 24 px to each side and class scores
+    every point and GFL one of 16 strides at every anchor (a uniform
+    distribution over 0..16 strides per side), which no GT box overlaps,
+    and both score every class 0.01: set their output biases to boxes of
+    24 px (FCOS) or about 2 strides (GFL) to each side and class scores
     of 0.27, as in a model that has started to learn, so that RAP's
     objective has something to move."""
+    if isinstance(head, GFLHead):  # logits of each side's distribution
+        bins = torch.arange(head.reg_max + 1.)
+        head.gfl_reg.bias.data.copy_((-(bins - 2)**2).repeat(4))
+        head.gfl_cls.bias.data.fill_(-1.)
+        return
     head.conv_reg.bias.data.fill_(math.log(24.))  # exp of it, in pixels
     head.conv_cls.bias.data.fill_(-1.)
 
 
 @pytest.mark.parametrize('name', [*SIGMOID_CONFIGS, 'fcos'])
 def test_attacks_on_sigmoid_heads(name):
-    """RetinaNet-style heads (sigmoid classes, focal loss; random weights)
-    and FCOS (distances from points): every attack stays in S_x and moves
+    """RetinaNet-style heads (sigmoid classes, focal loss; random weights;
+    GFL regresses a distribution per side) and FCOS (distances from
+    points), GFL and FCOS with object-sized output biases: every attack
+    stays in S_x and moves
     its own objective; DAG, whose "still correct" is "l_n has the highest
     class score" here, flips every target and stops early. (RTMDet's
     outputs hardly depend on the image at random weights: the trained
     tiny RTMDet's tests.)"""
     model = random_model({**SIGMOID_CONFIGS, **DISTANCE_CONFIGS}[name])
     head = model.bbox_head
-    if name == 'fcos':
+    if name in ('fcos', 'gfl'):
         _object_sized(head)
     _, samples = random_batch(head.num_classes, (3, 1, 2), seed=1)
     g = torch.Generator().manual_seed(1)

@@ -435,12 +435,12 @@ def test_empty_test_set_is_a_clear_error(shapes_root, trained_checkpoint,
     ('centernet/centernet_r18_8xb16-crop512-140e_coco.py',
      dict(type='PGDAttack', task='loc'), TaskKeyError,
      'no cls/loc loss-key mapping for head CenterNetHead'),
-    # AnchorHeads whose outputs DAG / RAP would misread: GFL predicts a
-    # distribution per box side (68 channels, not 4 deltas), VFNet points
-    # and refined boxes
-    ('gfl/gfl_r50_fpn_1x_coco.py', dict(type='DAGAttack'), TypeError,
-     'GFLHead is not supported by the dense-output attacks.* it overrides '
-     'forward'),
+    # AnchorHeads whose outputs DAG / RAP would misread: PAA votes over
+    # its scores in its own predict_by_feat, VFNet predicts points and
+    # refined boxes
+    ('paa/paa_r50_fpn_1x_coco.py', dict(type='DAGAttack'), TypeError,
+     'PAAHead is not supported by the dense-output attacks.* it overrides '
+     'predict_by_feat'),
     ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
      dict(type='DAGAttack', iou_thr=0.1), TypeError,
      'DAGAttack with iou_thr=0.1 .* FCOSHead has point priors'),

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from conftest import (REPO, ROBUST_CFG, TINY_STD, TINY_YOLOX, dataset_batch,
-                      gfl_config, random_model)
+                      paa_config, random_model)
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
 from mmdet_robust.attacks.base import gt_in_input_coords
@@ -126,18 +126,18 @@ def test_bad_source_input_size_is_named(trained_checkpoint, size):
 
 def test_a_source_the_attack_cannot_run_on_is_named_when_built(
         detector, tmp_path):
-    """DAG needs a head whose dense outputs it reads; on a GFL source it
+    """DAG needs a head whose dense outputs it reads; on a PAA source it
     is refused when the loop builds it, not inside the first batch."""
-    gfl = gfl_config(tmp_path)
+    paa = paa_config(tmp_path)
     with pytest.raises(TypeError, match=(
             "attack 'transfer_dag' of test_cfg.attacks: on the source model "
-            'of .*tiny_gfl_shapes.py: GFLHead is not supported')):
+            'of .*tiny_paa_shapes.py: PAAHead is not supported')):
         build_attack('transfer_dag', dict(
-            type='TransferAttack', source_config=gfl,
+            type='TransferAttack', source_config=paa,
             source_checkpoint=None, attack=dict(type='DAGAttack')), detector)
     # PGD runs on it (its loss keys are mapped)
     build_attack('transfer_cls_pgd', dict(
-        type='TransferAttack', source_config=gfl, source_checkpoint=None,
+        type='TransferAttack', source_config=paa, source_checkpoint=None,
         attack=dict(type='PGDAttack', task='cls')), detector)
     # DAG on a YOLOX source, but not with the dense set (point priors)
     build_attack('transfer_dag', dict(

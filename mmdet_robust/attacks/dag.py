@@ -50,9 +50,10 @@ def assigned_priors(head, dense: DensePredictions, img: int,
     Returns ``(prior indices, labels)``, or None where the head has no
     assigner, or one this cannot call: it calls MaxIoUAssigner (SSD,
     RetinaNet), GridAssigner (YOLOv3, with the responsible cells of the GT
-    centres), ATSSAssigner (with the priors per level), SimOTAAssigner
-    (YOLOX, from the predictions of ``dense``, as ``_get_targets_single``
-    calls it: cell centres, ``sqrt(class score * objectness)``) and
+    centres), ATSSAssigner (ATSS, GFL; with the priors per level),
+    SimOTAAssigner (YOLOX, from the predictions of ``dense``, as
+    ``_get_targets_single`` calls it: cell centres, ``sqrt(class score *
+    objectness)``) and
     DynamicSoftLabelAssigner (RTMDet, from the predictions: points, class
     logits); FCOS, which has no assigner, labels the points inside the
     objects in its own ``get_targets``."""
@@ -97,8 +98,8 @@ class DAGAttack(DenseOutputAttack):
 
     Targets ``t_n`` are the priors that the head's own assigner makes
     positive for a GT box (SSD, RetinaNet: IoU >= 0.5 plus each GT's best
-    prior; YOLOv3: the anchors of the GT centre's cells; ATSS: its adaptive
-    IoU threshold; YOLOX, RTMDet: SimOTA's or the dynamic soft-label
+    prior; YOLOv3: the anchors of the GT centre's cells; ATSS, GFL: ATSS's
+    adaptive IoU threshold; YOLOX, RTMDet: SimOTA's or the dynamic soft-label
     choice from the clean image's predictions; FCOS: the points inside the
     object's centre region at the object's level), with that GT's label
     ``l_n``; ``iou_thr=0.1`` gives the original dense set (every prior box

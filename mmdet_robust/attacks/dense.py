@@ -7,7 +7,8 @@ head outputs in the same order as ``prior_generator.grid_priors`` (the order
 the heads' own ``predict_by_feat`` uses). A point prior (YOLOX, FCOS,
 RTMDet) stands for the stride-sized grid cell it lies in (YOLOX and RTMDet
 put the point at its top-left corner, FCOS at its centre); that cell is no
-prior box for an IoU rule (:func:`check_prior_boxes`).
+prior box for an IoU rule (:func:`check_prior_boxes`). GFL regresses
+distances from its anchors' centres, but its priors are anchor boxes.
 """
 import math
 from typing import List, NamedTuple, Optional, Tuple
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 
 from mmdet.models.dense_heads import (AnchorHead, ATSSHead, FCOSHead,
-                                      RetinaHead, RTMDetHead,
+                                      GFLHead, RetinaHead, RTMDetHead,
                                       RTMDetSepBNHead, SSDHead, YOLOV3Head,
                                       YOLOXHead)
 from .base import DetectorAttack
@@ -24,14 +25,15 @@ from .base import DetectorAttack
 # Heads whose output layout :func:`dense_predictions` reads: YOLOv3's
 # prediction maps, YOLOX's ``(cls_scores, bbox_preds, objectnesses)`` at
 # point priors, ``(cls_scores, distances[, centerness])`` at point priors
-# (FCOS, RTMDet: l, t, r, b in pixels), or ``(cls_scores, bbox_preds[,
-# centerness])`` with four box-coder deltas per anchor. A subclass
-# qualifies only if it computes and decodes its outputs as its nearest
-# listed base does: GFL (a distribution per side), VFNet and PAA (another
-# third output) are AnchorHeads that do not.
+# (FCOS, RTMDet: l, t, r, b in pixels), GFL's ``(cls_scores, bbox_preds)``
+# with a distribution over 0..reg_max strides per side, or ``(cls_scores,
+# bbox_preds[, centerness])`` with four box-coder deltas per anchor. A
+# subclass qualifies only if it computes and decodes its outputs as its
+# nearest listed base does: VFNet (refined boxes from points) and PAA
+# (its own predict_by_feat) are AnchorHeads that do not.
 DISTANCE_HEADS = (FCOSHead, RTMDetSepBNHead, RTMDetHead)
 DENSE_HEADS = (YOLOV3Head, YOLOXHead) + DISTANCE_HEADS + (
-    SSDHead, ATSSHead, RetinaHead, AnchorHead)
+    GFLHead, SSDHead, ATSSHead, RetinaHead, AnchorHead)
 LAYOUT_METHODS = ('forward', 'forward_single', 'predict_by_feat',
                   '_predict_by_feat_single', '_bbox_decode')
 # Heads whose priors are points: their assigners pick points inside the
@@ -50,7 +52,8 @@ class DensePredictions(NamedTuple):
         ``sigmoid(conf)``.
     deltas: ``(N, P, 4)`` raw box regression, in the box coder's normalised
         space (YOLOX: centre offset and log size in strides; FCOS and
-        RTMDet: the distances (l, t, r, b) from the point, in strides).
+        RTMDet: the distances (l, t, r, b) from the point, in strides; GFL:
+        those from the anchor's centre, its distributions' expectations).
     boxes: ``(N, P, 4)`` decoded boxes, network-input pixels (x1, y1, x2, y2).
     priors: ``(P, 4)`` prior boxes, network-input pixels (point priors: the
         stride-sized grid cell each point lies in).
@@ -62,7 +65,8 @@ class DensePredictions(NamedTuple):
         ATSS and FCOS ``sigmoid(centerness)``), or ``None``.
     points: ``(P, 4)`` point priors ``(x, y, stride_w, stride_h)`` as the
         head's ``prior_generator`` makes them, or ``None`` (prior boxes).
-    distances: whether ``deltas`` are distances from the points.
+    distances: whether ``deltas`` are distances from the points (GFL: from
+        its anchors' centres).
     """
     cls_logits: Tensor
     objectness: Tensor
@@ -87,7 +91,7 @@ class DensePredictions(NamedTuple):
         of :attr:`deltas`: as given, or, for distances, those of the box
         that YOLOX's coding gives it (centre ``(dx, dy)`` strides from the
         point, size ``(e^dw, e^dh)`` strides), so that one ``d*`` is the
-        same box on the three anchor-free heads; ``(4, )``."""
+        same box on the anchor-free heads and GFL; ``(4, )``."""
         dx, dy, dw, dh = target
         if not self.distances:
             return self.deltas.new_tensor(target)
@@ -219,6 +223,27 @@ def _distance_predictions(head, outs, device) -> DensePredictions:
                             points=points, distances=True)
 
 
+def _gfl_predictions(head, outs, device) -> DensePredictions:
+    """GFL's ``(cls_scores, bbox_preds)``: per anchor, sigmoid logits of the
+    joint class-quality score and, per side (l, t, r, b), a distribution
+    over 0..reg_max strides from the anchor's centre, decoded as its
+    ``_predict_by_feat_single`` does (``integral``, times the stride)."""
+    cls_scores, bbox_preds = outs
+    priors, sizes, counts = _grid_priors(head, cls_scores, device)
+    n = cls_scores[0].shape[0]
+    distances = head.integral(
+        _flatten(bbox_preds, 4 * (head.reg_max + 1))).reshape(n, -1, 4)
+    strides = torch.cat([priors.new_full((count, 1), stride[0]) for
+                         count, stride in zip(counts,
+                                              head.prior_generator.strides)])
+    boxes = head.bbox_coder.decode(
+        head.anchor_center(priors).expand(n, -1, -1), distances * strides)
+    logits = _flatten(cls_scores, head.cls_out_channels)
+    return DensePredictions(logits, logits.sigmoid().amax(-1), distances,
+                            boxes, priors, False, sizes, counts,
+                            distances=True)
+
+
 def _anchor_predictions(head, outs, device) -> DensePredictions:
     """An AnchorHead's ``(cls_scores, bbox_preds[, centerness])``: four
     box-coder deltas per anchor (SSD, RetinaNet, ATSS)."""
@@ -244,6 +269,7 @@ def _anchor_predictions(head, outs, device) -> DensePredictions:
 _LAYOUT_READERS = ((YOLOV3Head, _yolov3_predictions),
                    (YOLOXHead, _yolox_predictions),
                    (DISTANCE_HEADS, _distance_predictions),
+                   (GFLHead, _gfl_predictions),
                    (AnchorHead, _anchor_predictions))
 
 

@@ -35,7 +35,7 @@ class RAPAttack(DenseOutputAttack):
 
     ``s_j`` is each prior's objectness, ``d_j`` its raw box regression (the
     coder's normalised space; FCOS and RTMDet: distances from the point in
-    strides, with ``d*`` taken to them, see
+    strides, GFL from the anchor's centre, with ``d*`` taken to them, see
     :meth:`DensePredictions.delta_target`), ``J`` the priors whose
     predicted box on the clean image overlaps a GT box with IoU >
     ``tau_iou`` (fixed for the attack), ``d*`` a fixed distortion target
