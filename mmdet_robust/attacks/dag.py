@@ -53,10 +53,9 @@ def assigned_priors(head, dense: DensePredictions, img: int,
     centres), ATSSAssigner (ATSS, GFL; with the priors per level),
     SimOTAAssigner (YOLOX, from the predictions of ``dense``, as
     ``_get_targets_single`` calls it: cell centres, ``sqrt(class score *
-    objectness)``) and
-    DynamicSoftLabelAssigner (RTMDet, from the predictions: points, class
-    logits); FCOS, which has no assigner, labels the points inside the
-    objects in its own ``get_targets``."""
+    objectness)``) and DynamicSoftLabelAssigner (RTMDet, from the
+    predictions: points, class logits); FCOS, which has no assigner,
+    labels the points inside the objects in its own ``get_targets``."""
     gt = InstanceData(bboxes=gt_boxes, labels=gt_labels)
     if isinstance(head, FCOSHead):
         levels = dense.points[:, :2].split(dense.num_level_priors)

@@ -227,7 +227,8 @@ def _gfl_predictions(head, outs, device) -> DensePredictions:
     """GFL's ``(cls_scores, bbox_preds)``: per anchor, sigmoid logits of the
     joint class-quality score and, per side (l, t, r, b), a distribution
     over 0..reg_max strides from the anchor's centre, decoded as its
-    ``_predict_by_feat_single`` does (``integral``, times the stride)."""
+    ``_predict_by_feat_single`` does (``integral``, times the stride; the
+    boxes not clipped to the image, as for the other heads)."""
     cls_scores, bbox_preds = outs
     priors, sizes, counts = _grid_priors(head, cls_scores, device)
     n = cls_scores[0].shape[0]
