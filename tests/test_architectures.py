@@ -197,17 +197,21 @@ def test_two_mtd_iterations_and_a_robust_eval_batch(arch, voc_tree,
                         dag=dict(max_iters=3), rap=dict(steps=2))),
     ('tiny_fcos', dict(loc_pgd=dict(steps=2), dag=dict(max_iters=3),
                        rap=dict(steps=2))),
+    ('tiny_gfl', dict(loc_pgd=dict(steps=2), dag=dict(max_iters=3),
+                      dag_dense=dict(max_iters=3), rap=dict(steps=2))),
 ])
 def test_tiny_detectors_train_with_mtd_and_are_evaluated(
         arch, attacks, shapes_root, tmp_path):
-    """The tiny YOLOv3, YOLOX and FCOS on the shapes: an MTD epoch through
-    the Runner (their loss keys split into cls and loc; YOLOX re-assigns its
-    targets with SimOTA), then a robust-eval pass with the attacks of their
-    robust-eval configs: cls-PGD, DAG (GridAssigner targets) and RAP
-    (objectness ``conf``) on YOLOv3, cls- and loc-PGD, DAG (SimOTA
-    targets) and RAP on YOLOX, loc-PGD (its centerness loss among the
-    keys), DAG (FCOS's own centre-region targets) and RAP (distances) on
-    FCOS."""
+    """The tiny YOLOv3, YOLOX, FCOS and GFL on the shapes: an MTD epoch
+    through the Runner (their loss keys split into cls and loc; YOLOX
+    re-assigns its targets with SimOTA), then a robust-eval pass with the
+    attacks of their robust-eval configs: cls-PGD, DAG (GridAssigner
+    targets) and RAP (objectness ``conf``) on YOLOv3, cls- and loc-PGD,
+    DAG (SimOTA targets) and RAP on YOLOX, loc-PGD (its centerness loss
+    among the keys), DAG (FCOS's own centre-region targets) and RAP
+    (distances) on FCOS, loc-PGD (its distribution focal loss among the
+    keys), DAG (ATSS targets), the dense DAG (anchor boxes) and RAP on
+    GFL."""
     cfg = tiny_cfg(shapes_root, tmp_path, config=osp.join(
         REPO, 'configs', f'{arch}_mtd_shapes.py'), max_epochs=1)
     runner = Runner.from_cfg(cfg)
