@@ -1,19 +1,16 @@
 # A tiny GFL for CPU: MMDetection's GFLHead (quality focal loss on a joint
 # class-IoU score; per box side a distribution over 0..16 strides from the
-# anchor's centre, distribution focal loss) on the tiny YOLOX's CSPDarknet
-# and YOLOXPAFPN (strides 8, 16, 32 -> 12, 6, 3 maps at the 96x96 input of
-# configs/_base_/datasets/shapes_voc.py). One square anchor per location,
-# half GFL's size for 96-px images whose objects are 10-60 px; targets from
-# ATSS's adaptive IoU threshold. PGD and adversarial training run on it
-# through its loss keys (loss_cls -> cls; loss_bbox, loss_dfl -> loc), DAG
-# and RAP on its per-anchor class logits and decoded distributions.
-_base_ = './tiny_yolox.py'
+# anchor's centre, distribution focal loss) in place of the tiny FCOS's
+# head, on the same CSPDarknet and YOLOXPAFPN (strides 8, 16, 32 -> 12, 6,
+# 3 maps at the 96x96 input of configs/_base_/datasets/shapes_voc.py),
+# preprocessing and test_cfg. One square anchor per location, half GFL's
+# size for 96-px images whose objects are 10-60 px; targets from ATSS's
+# adaptive IoU threshold. PGD and adversarial training run on it through
+# its loss keys (loss_cls -> cls; loss_bbox, loss_dfl -> loc), DAG and RAP
+# on its per-anchor class logits and decoded distributions.
+_base_ = './tiny_fcos.py'
 model = dict(
     type='GFL',
-    data_preprocessor=dict(
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True),
     bbox_head=dict(
         _delete_=True,
         type='GFLHead',
@@ -37,15 +34,8 @@ model = dict(
         reg_max=16,
         loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
     train_cfg=dict(
-        _delete_=True,
+        _delete_=True,  # FCOS has none
         assigner=dict(type='ATSSAssigner', topk=9),
         allowed_border=-1,
         pos_weight=-1,
-        debug=False),
-    test_cfg=dict(
-        _delete_=True,
-        nms_pre=1000,
-        min_bbox_size=0,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.6),
-        max_per_img=100))
+        debug=False))
