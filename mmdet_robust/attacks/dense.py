@@ -123,6 +123,13 @@ def _grid_priors(head, maps, device, **kwargs):
     return torch.cat(levels), sizes, [len(p) for p in levels]
 
 
+def _prior_strides(counts: List[int], strides, like: Tensor) -> Tensor:
+    """``(P, )`` the stride of each prior's level (``counts`` priors per
+    level, ``strides`` one number per level), on ``like``'s device."""
+    return torch.cat([like.new_full((count, ), float(stride))
+                      for count, stride in zip(counts, strides)])
+
+
 def _point_cells(head, points: Tensor) -> Tensor:
     """``(P, 4)`` the grid cell of each point prior ``(x, y, s_w, s_h)``:
     the generator puts the point at ``offset`` strides into its cell."""
@@ -174,10 +181,7 @@ def _yolov3_predictions(head, outs, device) -> DensePredictions:
     pred_maps = outs[0]
     priors, sizes, counts = _grid_priors(head, pred_maps, device)
     pred = _flatten(pred_maps, head.num_attrib)
-    strides = torch.cat([
-        pred.new_full((s[0] * s[1] * head.num_base_priors, ), stride)
-        for s, stride in zip(sizes, head.featmap_strides)
-    ])
+    strides = _prior_strides(counts, head.featmap_strides, pred)
     deltas = pred[..., :4]
     xy_wh = torch.cat([deltas[..., :2].sigmoid(), deltas[..., 2:]], -1)
     boxes = head.bbox_coder.decode(priors, xy_wh, strides.unsqueeze(-1))
@@ -234,11 +238,10 @@ def _gfl_predictions(head, outs, device) -> DensePredictions:
     n = cls_scores[0].shape[0]
     distances = head.integral(
         _flatten(bbox_preds, 4 * (head.reg_max + 1))).reshape(n, -1, 4)
-    strides = torch.cat([priors.new_full((count, 1), stride[0]) for
-                         count, stride in zip(counts,
-                                              head.prior_generator.strides)])
-    boxes = head.bbox_coder.decode(
-        head.anchor_center(priors).expand(n, -1, -1), distances * strides)
+    strides = _prior_strides(  # square strides, as GFL asserts
+        counts, [s[0] for s in head.prior_generator.strides], priors)
+    centres = head.anchor_center(priors).expand(n, -1, -1)
+    boxes = head.bbox_coder.decode(centres, distances * strides.unsqueeze(-1))
     logits = _flatten(cls_scores, head.cls_out_channels)
     return DensePredictions(logits, logits.sigmoid().amax(-1), distances,
                             boxes, priors, False, sizes, counts,
