@@ -27,6 +27,8 @@ from mmdet_robust.datasets.make_shapes import make_shapes
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_STD = osp.join(REPO, 'configs', 'tiny_ssd_std_shapes.py')
 ROBUST_CFG = osp.join(REPO, 'configs', 'robust_eval', 'tiny_ssd_shapes.py')
+ROBUST_TRANSFER_CFG = osp.join(REPO, 'configs', 'robust_eval',
+                               'tiny_ssd_shapes_transfer.py')
 TINY_YOLOX = osp.join(REPO, 'configs', 'tiny_yolox_std_shapes.py')
 ROBUST_YOLOX_CFG = osp.join(REPO, 'configs', 'robust_eval',
                             'tiny_yolox_shapes.py')

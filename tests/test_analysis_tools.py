@@ -4,8 +4,8 @@ import re
 import pytest
 import torch
 
-from conftest import (ROBUST_CFG, ROBUST_RTMDET_CFG, ROBUST_YOLOX_CFG,
-                      TINY_STD, paa_config)
+from conftest import (ROBUST_CFG, ROBUST_RTMDET_CFG, ROBUST_TRANSFER_CFG,
+                      ROBUST_YOLOX_CFG, TINY_STD, paa_config)
 from mmdet_robust.tools import (attack_margins, task_domains, task_gradients,
                                 task_interaction)
 from mmdet_robust.tools.attack_margins import (dag_attack_names,
@@ -87,6 +87,29 @@ def test_attack_margins_tool(trained_checkpoint, shapes_root, tmp_path,
         attack_margins.main(args + ['--attacks', 'dga'])
 
 
+def test_attack_margins_of_a_transferred_dag(trained_checkpoint,
+                                            shapes_root, tmp_path):
+    """Without ``--attacks`` on the transfer config the tool measures its
+    ``transfer_dag`` entry (source = target here): the true class comes
+    first at fewer objects than on clean images. Its targets are the
+    source's priors, so no untargeted share is reported."""
+    path, _ = trained_checkpoint
+    config = tmp_path / 'transfer.py'
+    config.write_text(f"""_base_ = [{ROBUST_TRANSFER_CFG!r}]
+test_cfg = dict(attacks=dict(transfer_dag=dict(
+    source_config={TINY_STD!r}, source_checkpoint={path!r})))
+""")
+    attack_margins.main([str(config), path, '--work-dir', str(tmp_path),
+                         '--data-root', shapes_root, '--num-images', '4'])
+    results = json.load(open(tmp_path / 'attack_margins.json'))['results']
+    assert list(results) == ['clean', 'transfer_dag']
+    assert results['clean']['objects'] == \
+        results['transfer_dag']['objects'] > 0
+    assert results['transfer_dag']['true_first'] < \
+        results['clean']['true_first']
+    assert 'untargeted_best' not in results['transfer_dag']
+
+
 def test_attack_margins_on_distances_from_points(trained_rtmdet_checkpoint,
                                                 shapes_root, tmp_path):
     """On the trained tiny RTMDet (class logits and boxes decoded from
@@ -127,8 +150,9 @@ test_cfg = dict(attacks=dict(_delete_=True, cls_pgd=dict(
 
 def test_dag_entries_found_by_their_class_not_their_spelling():
     """The default of ``--attacks``: entries whose type builds a
-    ``DAGAttack``, a registered subclass or a scoped name included; PGD,
-    RAP and entries set to None are not."""
+    ``DAGAttack``, a registered subclass or a scoped name included, and a
+    ``TransferAttack`` of one; PGD (transferred or not), RAP and entries
+    set to None are not."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
     from mmdet_robust.attacks import DAGAttack
@@ -143,8 +167,13 @@ def test_dag_entries_found_by_their_class_not_their_spelling():
             dag=dict(type='mmdet.DAGAttack'),
             rap=dict(type='RAPAttack'),
             sticky=dict(type='StickyDAGAttack'),
+            transfer_dag=dict(type='TransferAttack',
+                              attack=dict(type='StickyDAGAttack')),
+            transfer_pgd=dict(type='TransferAttack',
+                              attack=dict(type='PGDAttack', task='cls')),
             off=None))))
-        assert dag_attack_names(cfg, 'x.py') == ['dag', 'sticky']
+        assert dag_attack_names(cfg, 'x.py') == ['dag', 'sticky',
+                                                 'transfer_dag']
     finally:
         MODELS._module_dict.pop('StickyDAGAttack')
 

@@ -6,8 +6,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import (REPO, ROBUST_CFG, TINY_STD, TINY_YOLOX, dataset_batch,
-                      paa_config, random_model)
+from conftest import (REPO, ROBUST_CFG, ROBUST_TRANSFER_CFG, TINY_STD,
+                      TINY_YOLOX, dataset_batch, paa_config, random_model)
 from mmdet.registry import MODELS
 from mmdet_robust.attacks import PGDAttack, PixelSpace, TransferAttack
 from mmdet_robust.attacks.base import gt_in_input_coords
@@ -95,9 +95,7 @@ def test_transfer_config_wraps_every_white_box_attack():
     """Table 5's protocol: the tiny transfer config runs each white-box
     attack of the robust-eval config, with its settings, on the source."""
     white_box = Config.fromfile(ROBUST_CFG).test_cfg.attacks
-    transfer = Config.fromfile(osp.join(
-        REPO, 'configs', 'robust_eval',
-        'tiny_ssd_shapes_transfer.py')).test_cfg.attacks
+    transfer = Config.fromfile(ROBUST_TRANSFER_CFG).test_cfg.attacks
     wrapped = ('cls_pgd', 'loc_pgd', 'dag', 'rap')
     assert set(transfer) == {f'transfer_{name}' for name in wrapped}
     for name in wrapped:

@@ -9,10 +9,12 @@ of its true class and the best score of any wrong object class (the
 scores the head ranks its detections by, before NMS), on clean images and
 after each named attack of the config's ``test_cfg.attacks`` (by default
 its ``DAGAttack`` entries: ``dag``, and ``dag_dense`` where the priors are
-boxes). mAP stays high while the true class outranks the wrong ones. For a
-``DAGAttack`` it also says how often the best true-class score comes from
-a prior outside the attack's target set, i.e. one the attack never
-pushed. Writes ``attack_margins.json``.
+boxes, and a ``TransferAttack`` of a DAG). mAP stays high while the true
+class outranks the wrong ones. For a ``DAGAttack`` run on the model itself
+it also says how often the best true-class score comes from a prior
+outside the attack's target set, i.e. one the attack never pushed (a
+transferred DAG's targets are the source model's priors). Writes
+``attack_margins.json``.
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -22,7 +24,8 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from mmdet_robust.attacks import DAGAttack, dense_predictions
+from mmdet_robust.attacks import (DAGAttack, TransferAttack,
+                                  dense_predictions)
 from mmdet_robust.attacks.base import CHECK_ERRORS
 from mmdet_robust.engine.attacked_evaluation import build_attack
 from mmdet_robust.engine.robust_test_loop import (config_attacks,
@@ -110,12 +113,18 @@ def margins(model, data: dict, attacks: Dict[str, Optional[object]]
 
 
 def is_dag(attack: dict) -> bool:
-    """Whether an attack config builds a ``DAGAttack`` (or a subclass):
-    its ``type`` is looked up in ``MODELS`` as the builder looks it up."""
+    """Whether an attack config builds a ``DAGAttack`` (or a subclass), or
+    a ``TransferAttack`` of one: its ``type`` is looked up in ``MODELS`` as
+    the builder looks it up."""
     kind = attack.get('type')
     if isinstance(kind, str):
         kind = MODELS.get(kind)
-    return isinstance(kind, type) and issubclass(kind, DAGAttack)
+    if not isinstance(kind, type):
+        return False
+    if issubclass(kind, TransferAttack):
+        return isinstance(attack.get('attack'), dict) and is_dag(
+            attack['attack'])
+    return issubclass(kind, DAGAttack)
 
 
 def dag_attack_names(cfg, config: str) -> List[str]:
@@ -135,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = analysis_parser(__doc__.split('\n\n')[0])
     parser.add_argument('--attacks', nargs='+',
                         help='names in the config\'s test_cfg.attacks '
-                        '(default: its DAGAttack entries)')
+                        '(default: its DAG entries, transferred ones too)')
     args = parse(parser, argv)
     model, cfg = load_detector(args.config, args.checkpoint)
     require_dense_head(model, 'attack_margins')
