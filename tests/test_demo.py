@@ -10,6 +10,7 @@ import mmdet_robust
 from mmdet_robust.evaluation import environment
 from mmdet_robust.evaluation.environment import describe
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
+                                                  evaluation_setup,
                                                   json_normalised)
 from mmdet_robust.tools import demo as demo_module
 from mmdet_robust.tools.demo import Demo, parse_args
@@ -203,18 +204,20 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
         parse_args(['--mtd-init', 'imagenet'])
 
 
-def test_eval_stage_is_redone_for_a_changed_attack_or_version(
+def test_eval_stage_is_redone_for_a_changed_attack_setup_or_version(
         tmp_path, monkeypatch):
     """The evaluation stage counts as done only while its report has every
-    configured attack with the same settings, computed by this version."""
+    configured attack with the same settings, under the same model, test
+    data and evaluator settings, computed by this version."""
     config = osp.join(REPO, 'configs/robust_eval/tiny_ssd_shapes.py')
-    test_cfg = demo_module._load_config(config, []).test_cfg
-    wanted = json_normalised(attack_configs(test_cfg.attacks))
+    cfg = demo_module._load_config(config, [])
+    wanted = json_normalised(attack_configs(cfg.test_cfg.attacks))
+    setup = evaluation_setup(cfg)
     report = tmp_path / 'robustness.json'
 
-    def write(version, **changed):
+    def write(version, setup=setup, **changed):
         prints = {name: dict(attack=dict(cfg, **changed.get(name, {})),
-                             mmdet_robust=version)
+                             setup=setup, mmdet_robust=version)
                   for name, cfg in wanted.items()}
         report.write_text(json.dumps(dict(fingerprints=prints)))
         return demo_module._report_covers(str(report), config, [])
@@ -223,6 +226,17 @@ def test_eval_stage_is_redone_for_a_changed_attack_or_version(
     assert not write(mmdet_robust.__version__, rap=dict(steps=3))
     assert not write('0.0.1')
     assert not write(None)  # a report from before versions were recorded
+    assert not write(mmdet_robust.__version__, setup=None)  # nor setups
+    # the same attacks on a model that predicts by another rule, with
+    # another score threshold, or on other test data
+    write(mmdet_robust.__version__)
+    one_label = osp.join(REPO,
+                         'configs/robust_eval/tiny_ssd_shapes_one_label.py')
+    assert not demo_module._report_covers(str(report), one_label, [])
+    for option in ('model.test_cfg.score_thr=0.5',
+                   'test_dataloader.dataset.data_root=elsewhere/'):
+        assert not demo_module._report_covers(str(report), config, [option])
+    assert demo_module._report_covers(str(report), config, [])
 
 
 def test_figure_shows_the_papers_columns_the_eval_config_has():

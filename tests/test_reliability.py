@@ -147,6 +147,18 @@ def test_attacks_run_one_at_a_time_and_changes_are_recomputed(
     _CountingPGD.calls = 0
     Runner.from_cfg(cfg).test()
     assert _CountingPGD.calls == 2
+    # another model setting (here the score threshold of its predictions)
+    # invalidates every entry as well: none of them is kept
+    cfg = _robust_cfg(shapes_root, tmp_path, ckpt, False,
+                      cls_pgd=_pgd('cls'))
+    cfg.model.test_cfg.score_thr = 0.05
+    _CountingPGD.calls = 0
+    Runner.from_cfg(cfg).test()
+    assert _CountingPGD.calls == 2
+    report = json.load(open(tmp_path / 'robustness.json'))
+    assert set(report['mAP']) == {'clean', 'cls_pgd'}
+    previous = json.load(open(tmp_path / 'robustness.previous.json'))
+    assert set(previous['mAP']) == {'clean', 'loc_pgd'}
 
 
 def test_entries_of_another_mmdet_robust_version_are_recomputed(

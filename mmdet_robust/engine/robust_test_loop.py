@@ -1,4 +1,5 @@
 """Clean and adversarial evaluation in one pass over the test set."""
+import hashlib
 import json
 import os
 import os.path as osp
@@ -98,10 +99,27 @@ def check_not_tta(model) -> None:
             'itself. Run without --tta (or drop tta_model from the model).')
 
 
-def computed_by_this_version(fingerprint: dict, attack_cfg) -> bool:
+def evaluation_setup(cfg) -> str:
+    """Digest of what decides a report entry besides the checkpoint and the
+    attack: the model config (its ``test_cfg`` score threshold and NMS, head
+    options such as ``one_label_per_prior``, the data preprocessor), the
+    test dataset (data root, annotations, pipeline, indices) and the test
+    evaluator, as ``cfg`` (an mmengine ``Config``) has them after
+    ``--cfg-options``. Any change to them changes the digest."""
+    setup = json_normalised(dict(
+        model=cfg.get('model'),
+        dataset=(cfg.get('test_dataloader') or {}).get('dataset'),
+        evaluator=cfg.get('test_evaluator')))
+    text = json.dumps(setup, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def computed_here(fingerprint: dict, attack_cfg, setup: str) -> bool:
     """A report entry's fingerprint is of ``attack_cfg`` (JSON-normalised,
-    None for clean) as this mmdet_robust version implements it."""
+    None for clean) under the evaluation ``setup`` (:func:`evaluation_setup`)
+    as this mmdet_robust version implements it."""
     return fingerprint.get('attack') == attack_cfg and \
+        fingerprint.get('setup') == setup and \
         fingerprint.get('mmdet_robust') == __version__
 
 
@@ -143,7 +161,8 @@ class RobustTestLoop(TestLoop):
             repeated); only data loading is.
         resume: reuse the entries of an existing report in the work dir
             whose fingerprint (checkpoint file, test set size, attack
-            settings, mmdet_robust version) matches, instead of recomputing
+            settings, evaluation setup: model, test data and evaluator
+            configs; mmdet_robust version) matches, instead of recomputing
             them; report entries of other attacks on the same checkpoint are
             kept, so attacks can be run one at a time
             (``--cfg-options test_cfg.attacks.dag=None``). A report whose
@@ -185,15 +204,17 @@ class RobustTestLoop(TestLoop):
 
     def fingerprints(self) -> Dict[str, dict]:
         """What each entry of the report depends on: the checkpoint file, the
-        test set size, the attack's settings (JSON-normalised) and the
-        mmdet_robust version that implements the attack. A finished entry
-        with the same fingerprint is reused instead of recomputed."""
+        test set size, the evaluation setup (:func:`evaluation_setup`), the
+        attack's settings (JSON-normalised) and the mmdet_robust version
+        that implements the attack. A finished entry with the same
+        fingerprint is reused instead of recomputed."""
         ckpt = self.runner.cfg.get('load_from')
         stat = os.stat(ckpt) if ckpt and osp.isfile(ckpt) else None
         source = dict(checkpoint=ckpt,
                       checkpoint_size=stat.st_size if stat else None,
                       checkpoint_mtime=stat.st_mtime if stat else None,
                       num_images=len(self.dataloader.dataset),
+                      setup=evaluation_setup(self.runner.cfg),
                       mmdet_robust=__version__)
         return json_normalised(
             {name: dict(source, attack=self.attack_cfgs.get(name))
@@ -202,7 +223,8 @@ class RobustTestLoop(TestLoop):
     def finished_entries(self) -> Tuple[Dict[str, FinishedEntry],
                                         Dict[str, FinishedEntry]]:
         """Entries an earlier (interrupted or partial) run wrote for the same
-        checkpoint and test set: ``(reusable, others)``, where ``reusable``
+        checkpoint, test set and evaluation setup: ``(reusable, others)``,
+        where ``reusable``
         are this run's attacks with unchanged settings (not recomputed) and
         ``others`` are further attacks kept in the report, each
         ``{name: FinishedEntry}``, decided on rank 0 and shared. Without a
@@ -222,7 +244,7 @@ class RobustTestLoop(TestLoop):
                 fp = dict(prints.get(name, {}))
                 attack = fp.pop('attack', None)
                 if fp != source:
-                    continue  # another checkpoint, test set or version
+                    continue  # another checkpoint, test set, setup, version
                 entry = FinishedEntry(
                     metrics, old.get('settings', {}).get(name), prints[name],
                     old.get('seconds_per_image', {}).get(name),
@@ -240,7 +262,8 @@ class RobustTestLoop(TestLoop):
 
     def _back_up_replaced(self, old: dict, kept: set) -> None:
         """Entries of the earlier report that this run will not keep (another
-        checkpoint, test set or version, changed settings, ``resume=False``)
+        checkpoint, test set, setup or version, changed settings,
+        ``resume=False``)
         are not lost: that report is copied to
         ``<report_name>.previous.json`` first."""
         replaced = sorted(set(old.get('metrics', {})) - kept)

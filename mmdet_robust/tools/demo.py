@@ -40,7 +40,8 @@ from mmengine.config import Config, DictAction
 
 from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
-                                                  computed_by_this_version,
+                                                  computed_here,
+                                                  evaluation_setup,
                                                   json_normalised)
 from mmdet_robust.tools.cli import positive_int
 
@@ -118,22 +119,25 @@ def _adversarial(config: str, options: Sequence[str]) -> bool:
 
 def _report_covers(report: str, config: str, options: Sequence[str]) -> bool:
     """The robustness report has an entry for every attack that ``config``
-    (with ``options``) configures, with the same settings, computed by this
+    (with ``options``) configures, with the same settings, under the same
+    evaluation setup (model, test data, evaluator), computed by this
     mmdet_robust version: an attack added to or changed in the eval config,
-    or a new version, makes the stage run again (and ``RobustTestLoop``
-    then computes only the entries it lacks)."""
+    another model or data setting, or a new version makes the stage run
+    again (and ``RobustTestLoop`` then computes only the entries it
+    lacks)."""
     if not osp.isfile(report):
         return False
     try:
-        test_cfg = _load_config(config, options).test_cfg
+        cfg = _load_config(config, options)
     except Exception:  # noqa: BLE001  the stage itself reports why
         return False
+    test_cfg, setup = cfg.test_cfg, evaluation_setup(cfg)
     wanted = json_normalised(attack_configs(test_cfg.get('attacks'),
                                             test_cfg.get('sweep')))
     with open(report) as f:
         prints = json.load(f).get('fingerprints', {})
-    return all(computed_by_this_version(prints.get(name, {}), cfg)
-               for name, cfg in wanted.items())
+    return all(computed_here(prints.get(name, {}), attack, setup)
+               for name, attack in wanted.items())
 
 
 def _fresh(output: Optional[str], inputs: Sequence[Optional[str]]) -> bool:
