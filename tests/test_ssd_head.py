@@ -13,10 +13,10 @@ from mmdet_robust.engine.attacked_evaluation import predict_preprocessed
 from mmdet_robust.models import let_ssd_head_predict
 
 
-def _head(type_):
+def _head(type_, nms_iou=0.45, **kwargs):
     init_default_scope('mmdet')
     return MODELS.build(dict(
-        type=type_, in_channels=(8, 8), num_classes=3,
+        type=type_, in_channels=(8, 8), num_classes=3, **kwargs,
         anchor_generator=dict(
             type='SSDAnchorGenerator', scale_major=False, input_size=64,
             strides=[8, 16], ratios=[[2], [2]], min_sizes=[10, 24],
@@ -29,8 +29,8 @@ def _head(type_):
             sampler=dict(type='PseudoSampler'), smoothl1_beta=1.,
             allowed_border=-1, pos_weight=-1, neg_pos_ratio=3),
         test_cfg=ConfigDict(
-            nms_pre=100, nms=dict(type='nms', iou_threshold=0.45),
-            min_bbox_size=0, score_thr=0.02, max_per_img=20)))
+            nms_pre=1000, nms=dict(type='nms', iou_threshold=nms_iou),
+            min_bbox_size=0, score_thr=0.02, max_per_img=1000)))
 
 
 def _feats():
@@ -56,6 +56,49 @@ def test_stock_ssd_head_cannot_predict_but_stable_one_can():
     results = _head('StableSSDHead').eval().predict(_feats(), _samples([1, 1]))
     assert len(results) == 2 and results[0].bboxes.shape[1] == 4
     assert (results[0].scores <= 1).all()
+
+
+def _distinct_boxes(result) -> int:
+    return len(torch.unique(result.bboxes, dim=0))
+
+
+def test_one_label_per_prior():
+    """Without NMS (IoU threshold 1: only identical boxes of one class
+    would suppress each other) every prior whose highest object-class
+    probability clears ``score_thr`` gives exactly one detection, with that
+    class and probability; SSD's own rule gives several labels to many of
+    the same boxes. Losses are unchanged."""
+    feats, samples = _feats(), _samples([1, 1])
+    multi = _head('StableSSDHead', nms_iou=1.).eval()
+    one = _head('StableSSDHead', nms_iou=1.,
+                one_label_per_prior=True).eval()
+    one.load_state_dict(multi.state_dict())
+    with torch.no_grad():
+        cls_scores = one(feats)[0]
+        expected = [
+            torch.cat([s[i].permute(1, 2, 0).reshape(-1, 4)
+                       for s in cls_scores]).softmax(-1)[:, :3].amax(-1)
+            for i in range(2)]
+        ours = one.predict(feats, samples)
+        theirs = multi.predict(feats, samples)
+    for result, top, result_multi in zip(ours, expected, theirs):
+        wanted = top[top > 0.02].sort(descending=True).values
+        assert torch.allclose(result.scores, wanted)
+        assert _distinct_boxes(result) == len(result)
+        assert len(result_multi) > _distinct_boxes(result_multi) == len(
+            result)
+    torch.manual_seed(0)
+    loss_one = one.loss(feats, _samples([1, 2]))
+    torch.manual_seed(0)
+    loss_multi = multi.loss(feats, _samples([1, 2]))
+    for key in ('loss_cls', 'loss_bbox'):
+        assert torch.equal(sum(loss_one[key]), sum(loss_multi[key]))
+
+
+def test_one_label_per_prior_must_be_a_flag():
+    with pytest.raises(TypeError, match='one_label_per_prior must be True '
+                       "or False, got 'yes'"):
+        _head('StableSSDHead', one_label_per_prior='yes')
 
 
 def test_batch_without_positives_has_zero_loss_and_finite_gradient():

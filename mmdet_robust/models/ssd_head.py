@@ -2,9 +2,32 @@
 import logging
 
 from mmengine.logging import print_log
+from torch import Tensor
 
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
+
+
+class OneLabelPerPrior:
+    """SSD's class scores with one label per prior, for prediction only.
+
+    ``BaseDenseHead._predict_by_feat_single`` takes its scores from
+    ``loss_cls.get_activation`` where ``loss_cls.custom_cls_channels`` is
+    set (the hook v3det's losses use). These are SSD's softmax object
+    probabilities with all but each prior's highest object class zeroed, so
+    ``filter_scores_and_topk`` and NMS see at most one (label, score) per
+    prior, the rule ``YOLOXHead.predict_by_feat`` applies, instead of a box
+    for every class that clears ``score_thr``.
+    """
+    custom_cls_channels = True
+
+    @staticmethod
+    def get_activation(cls_score: Tensor) -> Tensor:
+        """``(P, C + 1)`` logits, background last -> ``(P, C)`` scores."""
+        scores = cls_score.softmax(-1)[:, :-1]
+        top = scores.argmax(-1, keepdim=True)
+        return scores.new_zeros(scores.shape).scatter_(
+            -1, top, scores.gather(-1, top))
 
 
 @MODELS.register_module()
@@ -19,11 +42,21 @@ class StableSSDHead(SSDHead):
     ``None``, so prediction takes the softmax branch (``use_sigmoid_cls`` is
     False), exactly as SSD intends. State dicts are identical to
     ``SSDHead``'s, so stock SSD checkpoints load into it.
+
+    Args:
+        one_label_per_prior: predict only each prior's highest-scoring
+            object class (:class:`OneLabelPerPrior`) rather than every class
+            above ``score_thr`` (SSD's rule, the default). Training, losses
+            and the attacks, which read the logits, are the same either way.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, one_label_per_prior: bool = False,
+                 **kwargs) -> None:
+        if not isinstance(one_label_per_prior, bool):
+            raise TypeError('StableSSDHead: one_label_per_prior must be True '
+                            f'or False, got {one_label_per_prior!r}')
         super().__init__(*args, **kwargs)
-        self.loss_cls = None
+        self.loss_cls = OneLabelPerPrior() if one_label_per_prior else None
 
 
 def let_ssd_head_predict(detector) -> None:
