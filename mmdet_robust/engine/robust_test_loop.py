@@ -106,11 +106,10 @@ def evaluation_setup(cfg) -> str:
     test dataset (data root, annotations, pipeline, indices) and the test
     evaluator, as ``cfg`` (an mmengine ``Config``) has them after
     ``--cfg-options``. Any change to them changes the digest."""
-    setup = json_normalised(dict(
-        model=cfg.get('model'),
-        dataset=(cfg.get('test_dataloader') or {}).get('dataset'),
-        evaluator=cfg.get('test_evaluator')))
-    text = json.dumps(setup, sort_keys=True)
+    setup = dict(model=cfg.get('model'),
+                 dataset=(cfg.get('test_dataloader') or {}).get('dataset'),
+                 evaluator=cfg.get('test_evaluator'))
+    text = json.dumps(setup, default=str, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
