@@ -20,6 +20,7 @@ from mmdet.models.dense_heads import (AnchorHead, ATSSHead, FCOSHead,
                                       GFLHead, RetinaHead, RTMDetHead,
                                       RTMDetSepBNHead, SSDHead, YOLOV3Head,
                                       YOLOXHead)
+from ..models.one_label import OneLabelPerPriorMixin
 from .base import DetectorAttack
 
 # Heads whose output layout :func:`dense_predictions` reads: YOLOv3's
@@ -137,6 +138,14 @@ def _point_cells(head, points: Tensor) -> Tensor:
     return torch.cat([start, start + points[:, 2:]], -1)
 
 
+def _layout_method(head_type: type, name: str):
+    """``head_type``'s method ``name``, looked past
+    :class:`OneLabelPerPriorMixin`, whose ``predict_by_feat`` masks class
+    logits and calls the head's own: it lays out and decodes nothing."""
+    return next((vars(k)[name] for k in head_type.__mro__
+                 if k is not OneLabelPerPriorMixin and name in vars(k)), None)
+
+
 def check_dense_head(head) -> None:
     """A TypeError naming ``head`` unless :func:`dense_predictions` reads
     its outputs (see :data:`DENSE_HEADS`)."""
@@ -144,7 +153,7 @@ def check_dense_head(head) -> None:
     base = next((k for k in head_type.__mro__ if k in DENSE_HEADS), None)
     changed = [] if base is None else [
         name for name in LAYOUT_METHODS
-        if getattr(head_type, name, None) is not getattr(base, name, None)]
+        if _layout_method(head_type, name) is not getattr(base, name, None)]
     if base is None or changed:
         why = 'it is not one of them' if base is None else (
             f'it overrides {", ".join(changed)} of {base.__name__}, so its '

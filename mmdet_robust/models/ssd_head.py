@@ -2,32 +2,10 @@
 import logging
 
 from mmengine.logging import print_log
-from torch import Tensor
 
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
-
-
-class OneLabelPerPrior:
-    """SSD's class scores with one label per prior, for prediction only.
-
-    ``BaseDenseHead._predict_by_feat_single`` takes its scores from
-    ``loss_cls.get_activation`` where ``loss_cls.custom_cls_channels`` is
-    set (the hook v3det's losses use). These are SSD's softmax object
-    probabilities with all but each prior's highest object class zeroed, so
-    ``filter_scores_and_topk`` and NMS see at most one (label, score) per
-    prior, the rule ``YOLOXHead.predict_by_feat`` applies, instead of a box
-    for every class that clears ``score_thr``.
-    """
-    custom_cls_channels = True
-
-    @staticmethod
-    def get_activation(cls_score: Tensor) -> Tensor:
-        """``(P, C + 1)`` logits, background last -> ``(P, C)`` scores."""
-        scores = cls_score.softmax(-1)[:, :-1]
-        top = scores.argmax(-1, keepdim=True)
-        return scores.new_zeros(scores.shape).scatter_(
-            -1, top, scores.gather(-1, top))
+from .one_label import OneLabelPerPrior
 
 
 @MODELS.register_module()

@@ -1,0 +1,7 @@
+# The tiny GFL head's robust evaluation with one label per anchor: each
+# anchor reports only its highest class (YOLOX's rule) instead of every
+# class above score_thr (MMDetection's). Same checkpoints and attacks:
+#   mim test mmdet configs/robust_eval/tiny_gfl_shapes_one_label.py \
+#       --checkpoint x.pth
+_base_ = ['./tiny_gfl_shapes.py']
+model = dict(bbox_head=dict(type='OneLabelGFLHead'))
