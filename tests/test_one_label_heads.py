@@ -3,11 +3,11 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 
 from conftest import REPO, random_model
-from mmdet.models.dense_heads import PAAHead
+from mmdet.models.dense_heads import PAAHead, SSDHead
 from mmdet.registry import MODELS
 from mmdet_robust.attacks.dense import check_dense_head
 from mmdet_robust.models import OneLabelPerPriorMixin, keep_top_class
@@ -38,6 +38,13 @@ def _scramble(head) -> None:
     torch.manual_seed(2)
     for param in head.parameters():
         param.data.normal_(0, 0.1)
+
+
+def _tiny_head_cfg(arch: str) -> dict:
+    """The tiny ``arch`` detector's ``bbox_head`` arguments."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'robust_eval',
+                                   f'tiny_{arch}_shapes.py'))
+    return {k: v for k, v in cfg.model.bbox_head.items() if k != 'type'}
 
 
 def _head_pair(head: dict):
@@ -119,3 +126,12 @@ def test_dense_attacks_read_the_variants_but_not_a_changed_layout():
 
     with pytest.raises(TypeError, match='overrides .*predict_by_feat'):
         check_dense_head(object.__new__(OneLabelPAAHead))
+
+
+def test_softmax_heads_are_refused():
+    class OneLabelSSDHead(OneLabelPerPriorMixin, SSDHead):
+        pass
+
+    with pytest.raises(TypeError, match='needs sigmoid class scores.*'
+                       r'StableSSDHead\(one_label_per_prior=True\)'):
+        OneLabelSSDHead(**_tiny_head_cfg('ssd'))

@@ -82,6 +82,16 @@ class OneLabelPerPriorMixin:
     are.
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not getattr(self, 'use_sigmoid_cls', True):
+            # -inf logits would raise the kept class's softmax probability
+            raise TypeError(
+                f'{type(self).__name__}: one label per prior by masking '
+                'logits needs sigmoid class scores, and this head scores '
+                'by softmax; for SSD use StableSSDHead(one_label_per_prior'
+                '=True)')
+
     def _prior_attributes(self) -> Tuple[int, slice]:
         """Channels per prior and where its class logits lie among them."""
         return self.cls_out_channels, slice(0, None)
