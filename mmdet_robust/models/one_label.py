@@ -23,6 +23,14 @@ from mmdet.models.dense_heads import (ATSSHead, FCOSHead, GFLHead,
 from mmdet.registry import MODELS
 
 
+def keep_top(values: Tensor, dim: int, fill: float) -> Tensor:
+    """A copy of ``values`` with all but the largest entry along ``dim``
+    (the first where several tie) set to ``fill``."""
+    top = values.argmax(dim, keepdim=True)
+    return torch.full_like(values, fill).scatter_(
+        dim, top, values.gather(dim, top))
+
+
 class OneLabelPerPrior:
     """SSD's class scores with one label per prior, for prediction only.
 
@@ -39,10 +47,7 @@ class OneLabelPerPrior:
     @staticmethod
     def get_activation(cls_score: Tensor) -> Tensor:
         """``(P, C + 1)`` logits, background last -> ``(P, C)`` scores."""
-        scores = cls_score.softmax(-1)[:, :-1]
-        top = scores.argmax(-1, keepdim=True)
-        return scores.new_zeros(scores.shape).scatter_(
-            -1, top, scores.gather(-1, top))
+        return keep_top(cls_score.softmax(-1)[:, :-1], -1, 0.)
 
 
 def keep_top_class(pred_map: Tensor, attributes: int,
@@ -62,12 +67,8 @@ def keep_top_class(pred_map: Tensor, attributes: int,
     """
     b, channels, h, w = pred_map.shape
     per_prior = pred_map.reshape(b, channels // attributes, attributes, h, w)
-    logits = per_prior[:, :, classes]
-    top = logits.argmax(2, keepdim=True)
-    masked = torch.full_like(logits, float('-inf')).scatter_(
-        2, top, logits.gather(2, top))
     out = per_prior.clone()
-    out[:, :, classes] = masked
+    out[:, :, classes] = keep_top(per_prior[:, :, classes], 2, float('-inf'))
     return out.reshape(pred_map.shape)
 
 
