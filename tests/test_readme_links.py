@@ -9,9 +9,10 @@ from typing import List
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from conftest import REPO
+
 PAGES = ['README.md'] + sorted(
-    osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs', '*.md')))
+    osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'docs', '*.md')))
 QUOTED_PATH = re.compile(
     r'`((?:docs|configs|mmdet_robust|tests|requirements|\.ci)/[^`\s]*)`')
 LINK = re.compile(r'\]\(([^)\s]+)\)')
@@ -48,7 +49,7 @@ def test_anchor_follows_github():
 
 @pytest.mark.parametrize('page', PAGES)
 def test_every_link_and_quoted_path_exists(page):
-    text = prose(open(osp.join(ROOT, page)).read())
+    text = prose(open(osp.join(REPO, page)).read())
     sections = {anchor(h) for h in re.findall(r'^#+ (.*)$', text, re.M)}
     missing = []
     for target in LINK.findall(text):
@@ -57,10 +58,10 @@ def test_every_link_and_quoted_path_exists(page):
         if target.startswith('#'):
             if target[1:] not in sections:
                 missing.append(target)
-        elif not osp.exists(osp.join(ROOT, osp.dirname(page), target)):
+        elif not osp.exists(osp.join(REPO, osp.dirname(page), target)):
             missing.append(target)
     for quoted in QUOTED_PATH.findall(text):
         for path in expand(quoted.rstrip('.,:;')):
-            if not glob.glob(osp.join(ROOT, path)):
+            if not glob.glob(osp.join(REPO, path)):
                 missing.append(path)
     assert not missing, f'{page} points at what does not exist: {missing}'

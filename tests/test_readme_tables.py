@@ -8,7 +8,8 @@ import json
 import os.path as osp
 from typing import Dict, Iterator, List, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from conftest import REPO
+
 Row = Dict[str, str]
 
 
@@ -35,7 +36,7 @@ def markdown_rows(text: str) -> Iterator[Row]:
             row[column(cells[0])] = cells[1]
 
 
-def report_rows(root: str = ROOT) -> List[Row]:
+def report_rows(root: str = REPO) -> List[Row]:
     """Every ``mAP`` entry of the report JSONs under ``docs/``, formatted
     as the reports' Markdown prints it (percent, one decimal), and every
     report table of the Markdown files there; a report of several models
@@ -98,7 +99,7 @@ def test_readme_rows_parse_and_match_only_their_own_report():
 
 
 def test_every_readme_robustness_row_is_a_report_in_docs():
-    with open(osp.join(ROOT, 'README.md')) as f:
+    with open(osp.join(REPO, 'README.md')) as f:
         rows = list(readme_rows(f.read()))
     reports = report_rows()
     assert len(rows) >= 20 and len(reports) >= 20
