@@ -12,7 +12,8 @@ from mmengine.runner import EpochBasedTrainLoop, Runner
 
 from conftest import REPO, build_dataset, tiny_cfg
 from mmdet_robust.datasets.make_shapes import SHAPES_CLASSES
-from mmdet_robust.engine import AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop
+from mmdet_robust.engine import (AdvEpochBasedTrainLoop, AdvIterBasedTrainLoop,
+                                 AdvTrainingHook)
 
 DOMAINS = ('std', 'cls', 'loc', 'con', 'mtd')
 
@@ -103,7 +104,8 @@ def test_clean_warm_up_then_adversarial(shapes_root, tmp_path, schedule,
 
 @pytest.mark.parametrize('schedule, adv_begin', [
     (dict(max_epochs=2), 2), (dict(max_epochs=2), -1),
-    (dict(max_epochs=2), 0.5), (dict(max_iters=3), 3)])
+    (dict(max_epochs=2), 0.5), (dict(max_epochs=2), True),
+    (dict(max_iters=3), 3)])
 def test_adv_begin_outside_the_schedule_is_refused(shapes_root, tmp_path,
                                                    schedule, adv_begin):
     cfg = tiny_cfg(shapes_root, tmp_path)
@@ -113,6 +115,13 @@ def test_adv_begin_outside_the_schedule_is_refused(shapes_root, tmp_path,
                        r'\[0, [23]\)'):
         Runner.from_cfg(cfg).train()
     assert not list(tmp_path.glob('*.pth'))  # refused before any training
+
+
+@pytest.mark.parametrize('interval', [0, 2.5, True])
+def test_adv_training_hook_interval_must_be_a_positive_integer(interval):
+    with pytest.raises(ValueError, match='interval must be an integer >= 1, '
+                       f'got {interval!r}'):
+        AdvTrainingHook(interval=interval)
 
 
 def test_adv_training_loop_needs_a_schedule(shapes_root, tmp_path):

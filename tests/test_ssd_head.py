@@ -96,7 +96,7 @@ def test_one_label_per_prior():
 
 
 def test_one_label_per_prior_must_be_a_flag():
-    with pytest.raises(TypeError, match='one_label_per_prior must be True '
+    with pytest.raises(ValueError, match='one_label_per_prior must be True '
                        "or False, got 'yes'"):
         _head('StableSSDHead', one_label_per_prior='yes')
 

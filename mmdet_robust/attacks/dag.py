@@ -16,7 +16,7 @@ from mmdet.models.task_modules.assigners import (ATSSAssigner,
                                                  SimOTAAssigner)
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from .base import check_budget, check_flag, check_range, check_steps
+from ..checks import check_budget, check_flag, check_range, check_steps
 from .dense import (DenseOutputAttack, DensePredictions, check_prior_boxes,
                     dense_predictions)
 from .pixel_space import PixelSpace, project

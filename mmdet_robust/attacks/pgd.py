@@ -2,6 +2,7 @@
 from typing import Optional
 
 from mmdet.registry import MODELS
+from ..checks import is_integer, is_number
 from .task_domain import TaskDomainAttacker
 
 
@@ -46,8 +47,8 @@ class PGDAttack(TaskDomainAttacker):
         if task not in self.TASKS:
             raise ValueError(f'unknown PGD task {task!r}; choose one of '
                              f'{self.TASKS}')
-        if step_size is None and isinstance(eps, (int, float)) and \
-                isinstance(steps, int) and steps > 0:
+        if step_size is None and is_number(eps) and is_integer(steps) \
+                and steps > 0:
             step_size = default_step_size(float(eps), steps)
         super().__init__(domain=task, eps=eps, steps=steps,
                          step_size=step_size, random_start=random_start,

@@ -8,8 +8,8 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
-from .base import (check_budget, check_range, check_steps, is_number,
-                   sign_pgd)
+from ..checks import check_budget, check_range, check_steps, is_number
+from .base import sign_pgd
 from .dense import DenseOutputAttack, dense_predictions
 from .pixel_space import PixelSpace
 

@@ -5,8 +5,8 @@ import torch
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import (DetectorAttack, check_budget, check_flag, check_steps,
-                   sign_pgd, unwrap)
+from ..checks import check_budget, check_flag, check_steps
+from .base import DetectorAttack, sign_pgd, unwrap
 from .pixel_space import PixelSpace, uniform_start
 from .task_losses import TaskLosses
 

@@ -10,8 +10,8 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .base import (CHECK_ERRORS, DetectorAttack, gt_in_input_coords,
-                   is_integer)
+from ..checks import is_integer
+from .base import CHECK_ERRORS, DetectorAttack, gt_in_input_coords
 from .pixel_space import PixelSpace, feeds_rgb, project
 
 

@@ -11,6 +11,7 @@ from mmengine.hooks import Hook
 from mmdet.registry import HOOKS
 from ..attacks.base import attack_mode, unwrap
 from ..checkpoint import check_state_dict_fits
+from ..checks import check_steps
 from ..evaluation.environment import environment
 
 
@@ -31,10 +32,7 @@ class AdvTrainingHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, interval: int = 10) -> None:
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'interval must be an integer >= 1, got '
-                             f'{interval!r}')
-        self.interval = interval
+        self.interval = check_steps(interval, 'interval')
         self._loss_clean = None
 
     def before_train_iter(self, runner, batch_idx: int,

@@ -7,6 +7,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from mmdet.registry import LOOPS, MODELS
 from ..attacks.base import unwrap
 from ..attacks.task_losses import shared_targets
+from ..checks import is_integer
 from .hooks import (CheckpointFitHook, RNGStateHook, TrainEnvironmentHook,
                     ensure_hook)
 
@@ -72,8 +73,7 @@ class AdversarialTrainStep:
         epochs or iterations); make checkpoints carry the RNG state and
         where they were trained, and a resumed run refuse a checkpoint of
         another architecture."""
-        if isinstance(adv_begin, bool) or not isinstance(adv_begin, int) \
-                or not 0 <= adv_begin < end:
+        if not is_integer(adv_begin) or not 0 <= adv_begin < end:
             raise ValueError(
                 f'adv_begin must be an integer in [0, {end}) (the '
                 f'{self._unit} at which adversarial training starts, within '

@@ -5,6 +5,7 @@ from mmengine.logging import print_log
 
 from mmdet.models.dense_heads import SSDHead
 from mmdet.registry import MODELS
+from ..checks import check_flag
 from .one_label import OneLabelPerPrior
 
 
@@ -30,9 +31,7 @@ class StableSSDHead(SSDHead):
 
     def __init__(self, *args, one_label_per_prior: bool = False,
                  **kwargs) -> None:
-        if not isinstance(one_label_per_prior, bool):
-            raise TypeError('StableSSDHead: one_label_per_prior must be True '
-                            f'or False, got {one_label_per_prior!r}')
+        check_flag('StableSSDHead: one_label_per_prior', one_label_per_prior)
         super().__init__(*args, **kwargs)
         self.loss_cls = OneLabelPerPrior() if one_label_per_prior else None
 

@@ -16,8 +16,9 @@ from mmengine.runner.checkpoint import load_checkpoint
 import mmdet_robust  # noqa: F401  (registers modules, safe loading)
 from mmdet.registry import DATASETS, MODELS
 from mmdet_robust.attacks import DensePredictions, dense_predictions
-from mmdet_robust.attacks.base import check_budget, gt_in_input_coords
+from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.attacks.dense import check_dense_head, check_prior_boxes
+from mmdet_robust.checks import check_budget
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.cli import existing_file, positive_int
 
