@@ -113,13 +113,20 @@ def evaluation_setup(cfg) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def computed_here(fingerprint: dict, attack_cfg, setup: str) -> bool:
-    """A report entry's fingerprint is of ``attack_cfg`` (JSON-normalised,
-    None for clean) under the evaluation ``setup`` (:func:`evaluation_setup`)
-    as this mmdet_robust version implements it."""
-    return fingerprint.get('attack') == attack_cfg and \
-        fingerprint.get('setup') == setup and \
-        fingerprint.get('mmdet_robust') == __version__
+def entry_fingerprint(attack_cfg, setup: str, **source) -> dict:
+    """What a report entry depends on, JSON-normalised: the attack's config
+    (None for clean), the evaluation ``setup`` (:func:`evaluation_setup`),
+    the mmdet_robust version that implements the attack, and ``source``
+    (``RobustTestLoop``: the checkpoint file and the test set size)."""
+    return json_normalised(dict(source, setup=setup,
+                                mmdet_robust=__version__, attack=attack_cfg))
+
+
+def matches(fingerprint: dict, wanted: dict) -> bool:
+    """``fingerprint`` (of a report entry) has every item of ``wanted``
+    (part or all of an :func:`entry_fingerprint`): the one rule by which
+    ``RobustTestLoop`` reuses an entry and the demo finds a stage done."""
+    return all(fingerprint.get(k) == v for k, v in wanted.items())
 
 
 class FinishedEntry(NamedTuple):
@@ -212,12 +219,11 @@ class RobustTestLoop(TestLoop):
         source = dict(checkpoint=ckpt,
                       checkpoint_size=stat.st_size if stat else None,
                       checkpoint_mtime=stat.st_mtime if stat else None,
-                      num_images=len(self.dataloader.dataset),
-                      setup=evaluation_setup(self.runner.cfg),
-                      mmdet_robust=__version__)
-        return json_normalised(
-            {name: dict(source, attack=self.attack_cfgs.get(name))
-             for name in self.evaluators})
+                      num_images=len(self.dataloader.dataset))
+        setup = evaluation_setup(self.runner.cfg)
+        return {name: entry_fingerprint(self.attack_cfgs.get(name), setup,
+                                        **source)
+                for name in self.evaluators}
 
     def finished_entries(self) -> Tuple[Dict[str, FinishedEntry],
                                         Dict[str, FinishedEntry]]:
@@ -240,18 +246,17 @@ class RobustTestLoop(TestLoop):
                 source['checkpoint_size'] is not None:
             prints = old.get('fingerprints', {})
             for name, metrics in old.get('metrics', {}).items():
-                fp = dict(prints.get(name, {}))
-                attack = fp.pop('attack', None)
-                if fp != source:
+                fp = prints.get(name, {})
+                if not matches(fp, source):
                     continue  # another checkpoint, test set, setup, version
                 entry = FinishedEntry(
-                    metrics, old.get('settings', {}).get(name), prints[name],
+                    metrics, old.get('settings', {}).get(name), fp,
                     old.get('seconds_per_image', {}).get(name),
                     old.get('attack_stats', {}).get(name),
                     old.get('environment', {}).get(name))
                 if name not in self.evaluators:
                     others[name] = entry
-                elif attack == self._prints[name]['attack']:
+                elif matches(fp, self._prints[name]):  # same attack too
                     reusable[name] = entry
         if old is not None:
             self._back_up_replaced(old, set(reusable) | set(others))

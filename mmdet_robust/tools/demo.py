@@ -40,9 +40,8 @@ from mmengine.config import Config, DictAction
 
 from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
-                                                  computed_here,
-                                                  evaluation_setup,
-                                                  json_normalised)
+                                                  entry_fingerprint,
+                                                  evaluation_setup, matches)
 from mmdet_robust.tools.cli import positive_int
 
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
@@ -132,11 +131,10 @@ def _report_covers(report: str, config: str, options: Sequence[str]) -> bool:
     except Exception:  # noqa: BLE001  the stage itself reports why
         return False
     test_cfg, setup = cfg.test_cfg, evaluation_setup(cfg)
-    wanted = json_normalised(attack_configs(test_cfg.get('attacks'),
-                                            test_cfg.get('sweep')))
+    wanted = attack_configs(test_cfg.get('attacks'), test_cfg.get('sweep'))
     with open(report) as f:
         prints = json.load(f).get('fingerprints', {})
-    return all(computed_here(prints.get(name, {}), attack, setup)
+    return all(matches(prints.get(name, {}), entry_fingerprint(attack, setup))
                for name, attack in wanted.items())
 
 
