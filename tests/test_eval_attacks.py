@@ -189,15 +189,28 @@ def test_pgd_raises_its_task_loss(detector, test_batch, task):
 def test_dag_flips_targets_and_stops_early(request, model, object_argmax):
     """On the SSD (softmax; with and without background in the ranking),
     on YOLOX and on RTMDet (sigmoid classes, targets assigned from the
-    clean predictions; ``object_argmax`` does not apply)."""
+    clean predictions; ``object_argmax`` does not apply).
+
+    On the point-prior heads an object's targets are neighbouring points,
+    each with its own adversarial label, that pull their shared pixels
+    apart: an image can end in a cycle where one of them flips back and
+    forth until ``max_iters`` (the tiny RTMDet trained on one CPU does, the
+    same config trained on another not). There every image that stopped
+    has all its targets flipped, and most targets are flipped."""
     detector, test_batch = trained(request, model)
-    dag = DAGAttack(eps=32., gamma=1., max_iters=300, seed=1,
+    cap = 150  # DAG's M
+    dag = DAGAttack(eps=32., gamma=1., max_iters=cap, seed=1,
                     object_argmax=object_argmax)  # budget not binding
     adv = dag(detector, test_batch)
     assert_feasible(detector, test_batch, adv, 32.)
-    iters = dag.last_stats['dag_iters'].item()
-    assert dag.last_stats['dag_correct'].item() == 0  # no target correct
-    assert 0 < iters < 300  # stopped early
+    iters = dag.last_image_stats['dag_iters']
+    stopped = iters < cap
+    if model == 'ssd':  # every image stops: no target correct
+        assert stopped.all() and dag.last_stats['dag_correct'].item() == 0
+        assert 0 < dag.last_stats['dag_iters'].item() < cap
+    else:
+        assert dag.last_stats['dag_correct'].item() < 0.25
+    assert (stopped & (iters > 0)).any()  # some image stopped early
     # the targets now predict their adversarial labels (targeted attack)
     with torch.no_grad():
         dense = dense_predictions(detector, adv['inputs'])
@@ -215,21 +228,24 @@ def test_dag_flips_targets_and_stops_early(request, model, object_argmax):
             logits = d.cls_logits[i, index]
             return (logits.gather(1, wanted[:, None]) -
                     logits.gather(1, true[:, None])).squeeze(1)
-        assert (dense.cls_logits[i, index, :classes].argmax(-1) != true).all()
+        if not stopped[i]:
+            continue
+        assert (dense.cls_logits[i, index, :classes].argmax(-1) != true
+                ).all()
         # the targets DAG pushed: those correct on the clean image
         pushed = clean.cls_logits[i, index, :classes].argmax(-1) == true
         gained += (margin(dense) > margin(clean))[pushed].sum().item()
         total += pushed.sum().item()
-    # they moved towards their adversarial label (targeted attack)
+    # those of the images that stopped moved towards their adversarial
+    # label (targeted attack)
     assert total > 0 and gained / total > 0.9
     # fewer iterations are needed with a bigger step
-    quick = DAGAttack(eps=32., gamma=4., max_iters=300, seed=1,
+    quick = DAGAttack(eps=32., gamma=4., max_iters=cap, seed=1,
                       object_argmax=object_argmax)
     quick(detector, test_batch)
-    assert quick.last_stats['dag_iters'].item() < iters
+    assert quick.last_image_stats['dag_iters'].sum() < iters.sum()
 
 
-@pytest.mark.parametrize('model', ['ssd', 'yolox'])
 def test_dag_counts_each_images_iterations(request, model):
     """Per image, the iterations until none of its targets is correct: an
     image fooled after k steps stops moving there (its ``r_m`` is 0), so
