@@ -20,7 +20,6 @@ from mmdet.models.dense_heads import (AnchorHead, ATSSHead, FCOSHead,
                                       GFLHead, RetinaHead, RTMDetHead,
                                       RTMDetSepBNHead, SSDHead, YOLOV3Head,
                                       YOLOXHead)
-from ..models.one_label import OneLabelPerPriorMixin
 from .base import DetectorAttack
 
 # Heads whose output layout :func:`dense_predictions` reads: YOLOv3's
@@ -139,11 +138,13 @@ def _point_cells(head, points: Tensor) -> Tensor:
 
 
 def _layout_method(head_type: type, name: str):
-    """``head_type``'s method ``name``, looked past
-    :class:`OneLabelPerPriorMixin`, whose ``predict_by_feat`` masks class
-    logits and calls the head's own: it lays out and decodes nothing."""
+    """``head_type``'s method ``name``, looked past the classes that list
+    it in their own ``layout_preserving_methods``: overrides that change
+    what the head predicts (``OneLabelPerPriorMixin.predict_by_feat``
+    masks class logits) but lay out and decode nothing themselves."""
     return next((vars(k)[name] for k in head_type.__mro__
-                 if k is not OneLabelPerPriorMixin and name in vars(k)), None)
+                 if name in vars(k) and name not in vars(k).get(
+                     'layout_preserving_methods', ())), None)
 
 
 def check_dense_head(head) -> None:

@@ -83,6 +83,11 @@ class OneLabelPerPriorMixin:
     are.
     """
 
+    #: overrides that lay out and decode nothing (``predict_by_feat`` masks
+    #: logits, then calls the head's own): the dense-output attacks read
+    #: this head's outputs as its base head's
+    layout_preserving_methods = ('predict_by_feat', )
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not getattr(self, 'use_sigmoid_cls', True):
