@@ -246,6 +246,7 @@ def test_dag_flips_targets_and_stops_early(request, model, object_argmax):
     assert quick.last_image_stats['dag_iters'].sum() < iters.sum()
 
 
+@pytest.mark.parametrize('model', ['ssd', 'yolox'])
 def test_dag_counts_each_images_iterations(request, model):
     """Per image, the iterations until none of its targets is correct: an
     image fooled after k steps stops moving there (its ``r_m`` is 0), so
