@@ -51,7 +51,8 @@ def unformatted_config_text():
     CPU, four to nine calls a Runner, 16% of a Runner-heavy test file's
     time. No test reads that text's layout, so the suite keeps mmengine's
     unformatted text (the same Python, from ``Config.pretty_text``).
-    Subprocesses (``mim``, the benchmarks) still format."""
+    Subprocesses (``mim``, the demo's tools, the benchmarks, DDP workers)
+    still format."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(mmengine.config.config, 'FormatCode', _unformatted)
         yield
