@@ -766,6 +766,47 @@ def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,
     assert '\nTrained (iterations 0-128, 1 process) on ' in table
 
 
+@pytest.mark.parametrize('per_attack_passes', [False, True])
+def test_entries_of_one_attack_config_share_its_batches(
+        shapes_root, tmp_path, trained_checkpoint, monkeypatch,
+        per_attack_passes):
+    """The sweep's ``cls_pgd_eps8`` and ``cls_pgd_steps2`` are ``cls_pgd``:
+    one adversarial batch serves the three, and they report what a run of
+    ``cls_pgd`` alone reports."""
+    path, _ = trained_checkpoint
+    calls = []
+    pgd_call = PGDAttack.__call__
+
+    def counted(attack, detector, data):
+        calls.append((attack.eps, attack.steps))
+        return pgd_call(attack, detector, data)
+
+    monkeypatch.setattr(PGDAttack, '__call__', counted)
+    pgd = dict(type='PGDAttack', task='cls', eps=EPS, steps=2)
+    alone = robust_cfg(shapes_root, tmp_path / 'alone', path, cls_pgd=pgd)
+    Runner.from_cfg(alone).test()
+    batches = len(calls)
+    cfg = robust_cfg(shapes_root, tmp_path / 'sweep', path, cls_pgd=pgd)
+    cfg.test_cfg.update(per_attack_passes=per_attack_passes, sweep=dict(
+        tasks=('cls', ), eps=(4, 8), steps=(1, 2), base_steps=2))
+    calls.clear()
+    Runner.from_cfg(cfg).test()
+    # cls_pgd, eps4, steps1 computed; eps8 and steps2 shared with cls_pgd
+    assert sorted(set(calls)) == [(4., 2), (EPS, 1), (EPS, 2)]
+    assert len(calls) == 3 * batches
+    ref = json.load(open(tmp_path / 'alone' / 'robustness.json'))
+    report = json.load(open(tmp_path / 'sweep' / 'robustness.json'))
+    assert list(report['mAP']) == ['clean', 'cls_pgd', 'cls_pgd_eps4',
+                                   'cls_pgd_eps8', 'cls_pgd_steps1',
+                                   'cls_pgd_steps2']
+    for name in ('cls_pgd', 'cls_pgd_eps8', 'cls_pgd_steps2'):
+        assert report['metrics'][name] == ref['metrics']['cls_pgd']
+        assert report['attack_stats'][name] == ref['attack_stats']['cls_pgd']
+        assert report['seconds_per_image'][name] == \
+            report['seconds_per_image']['cls_pgd']
+    assert report['mAP']['cls_pgd_eps4'] != report['mAP']['cls_pgd']
+
+
 def test_robust_eval_without_annotations_is_a_clear_error(
         shapes_root, tmp_path, trained_checkpoint):
     path, _ = trained_checkpoint

@@ -2,6 +2,7 @@
 own copy of the evaluator: what ``RobustTestLoop`` and ``RobustValLoop``
 share."""
 import copy
+import json
 import time
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
@@ -90,16 +91,30 @@ def flat_metrics(results: Dict[str, dict]) -> Dict[str, float]:
             for key, value in metrics.items()}
 
 
+def same_attack(attacks: Dict[str, dict]) -> Dict[str, str]:
+    """``{name: first name with the same config}`` over ``attacks`` (in
+    order; configs compared as JSON, so ``eps=8`` and ``eps=8.0`` stay
+    apart)."""
+    first = {}
+    return {name: first.setdefault(
+        json.dumps(cfg, sort_keys=True, default=str), name)
+        for name, cfg in attacks.items()}
+
+
 class AttackedEvaluation:
     """The entries ``clean`` and one per attack, each with its evaluator.
 
     Per batch (:meth:`process`): the clean predictions, then per attack the
     adversarial batch (generated with gradients enabled inside the no-grad
     loop, on GT copies scaled to the network input, so the metric's samples
-    are untouched) and its predictions. Each attack's evaluator is built
-    from ``evaluator_cfg`` when this is built, before a tool adds metrics
-    to the clean one (``tools/test.py --out``); ``CocoMetric`` copies share
-    the clean one's annotation index.
+    are untouched) and its predictions. Entries with the same attack config
+    (the sweep's ``cls_pgd_eps8`` and ``cls_pgd_steps20`` are ``cls_pgd``)
+    share one adversarial batch when processed together: the attacks are
+    deterministic (per-image seeds), so the result is the one a separate
+    run gives, and each such entry reports that batch's time. Each
+    attack's evaluator is built from ``evaluator_cfg`` when this is built,
+    before a tool adds metrics to the clean one (``tools/test.py --out``);
+    ``CocoMetric`` copies share the clean one's annotation index.
 
     Args:
         runner: the runner (its model and ``build_evaluator``).
@@ -125,6 +140,7 @@ class AttackedEvaluation:
             ev.dataset_meta = evaluator.dataset_meta
             share_coco_annotations(ev, evaluator)
             self.evaluators[name] = ev
+        self.same_attack = same_attack(attacks)
         self.fp16 = fp16
         self._seconds = defaultdict(float)  # per entry, on this process
         self._images = defaultdict(int)
@@ -144,27 +160,40 @@ class AttackedEvaluation:
         detector = unwrap(model)
         with torch.no_grad():
             data = detector.data_preprocessor(data_batch, False)
+        samples = data['data_samples']
         outputs = None
         if 'clean' in names:
             start = time.perf_counter()
-            outputs = predict_preprocessed(model, data['inputs'],
-                                           data['data_samples'], self.fp16)
+            outputs = predict_preprocessed(model, data['inputs'], samples,
+                                           self.fp16)
             self.evaluators['clean'].process(data_samples=outputs,
                                              data_batch=data_batch)
             self._clock('clean', start, len(outputs))
         if attacks:
-            to_attack = dict(data, data_samples=gt_in_input_coords(
-                data['data_samples']))
+            to_attack = dict(data,
+                             data_samples=gt_in_input_coords(samples))
+        computed = {}  # a config's first entry -> (predictions, attack, s)
         for name in attacks:
-            start = time.perf_counter()
-            with autocast(enabled=self.fp16):
-                adv = self.attacks[name](detector, to_attack)
-            self._record_image_stats(name, data['data_samples'])
-            adv_outputs = predict_preprocessed(
-                model, adv['inputs'], data['data_samples'], self.fp16)
-            self.evaluators[name].process(
-                data_samples=adv_outputs, data_batch=data_batch)
-            self._clock(name, start, len(adv_outputs))
+            first = self.same_attack[name]
+            if first in computed:
+                adv_outputs, attack, seconds = computed[first]
+                self._record_image_stats(name, attack, samples)
+                self.evaluators[name].process(
+                    data_samples=adv_outputs, data_batch=data_batch)
+            else:
+                start = time.perf_counter()
+                attack = self.attacks[name]
+                with autocast(enabled=self.fp16):
+                    adv = attack(detector, to_attack)
+                self._record_image_stats(name, attack, samples)
+                adv_outputs = predict_preprocessed(
+                    model, adv['inputs'], samples, self.fp16)
+                self.evaluators[name].process(
+                    data_samples=adv_outputs, data_batch=data_batch)
+                seconds = time.perf_counter() - start
+                computed[first] = (adv_outputs, attack, seconds)
+            self._seconds[name] += seconds
+            self._images[name] += len(adv_outputs)
             outputs = adv_outputs if outputs is None else outputs
         return outputs
 
@@ -179,11 +208,12 @@ class AttackedEvaluation:
             self.evaluators[name], self.evaluators[name].evaluate(size), name)
             for name in names}
 
-    def _record_image_stats(self, name: str, data_samples: Sequence) -> None:
-        """Keep attack ``name``'s ``last_image_stats`` per test image (by
-        its path: a sample the distributed sampler repeats to even out the
-        shards counts once)."""
-        for stat, values in self.attacks[name].last_image_stats.items():
+    def _record_image_stats(self, name: str, attack,
+                            data_samples: Sequence) -> None:
+        """Keep ``attack``'s ``last_image_stats`` per test image for entry
+        ``name`` (by its path: a sample the distributed sampler repeats to
+        even out the shards counts once)."""
+        for stat, values in attack.last_image_stats.items():
             per_image = self._image_stats[name][stat]
             for sample, value in zip(data_samples, values.tolist()):
                 key = sample.metainfo.get('img_path',

@@ -161,7 +161,8 @@ class RobustTestLoop(TestLoop):
             or a dict of :func:`expand_sweep` arguments.
         report_name: file stem of the report in the work dir.
         per_attack_passes: one pass over the test set per entry (clean, then
-            each attack) instead of one pass for all; each entry is saved
+            each attack; entries of the same attack config share one)
+            instead of one pass for all; each entry is saved
             as soon as its pass ends, so an interrupted run loses at most
             the attack in progress. Same compute (the clean forward is not
             repeated); only data loading is.
@@ -292,8 +293,8 @@ class RobustTestLoop(TestLoop):
             print_log(f'reusing finished entries of {self.report_path}: '
                       f'{", ".join(results)}', logger='current')
         pending = [name for name in self.evaluators if name not in results]
-        passes = [[name] for name in pending] if self.per_attack_passes \
-            else [pending] * bool(pending)
+        passes = self._per_attack_passes(pending) \
+            if self.per_attack_passes else [pending] * bool(pending)
         size = len(self.dataloader.dataset)
         for names in passes:
             for idx, data_batch in enumerate(self.dataloader):
@@ -308,6 +309,16 @@ class RobustTestLoop(TestLoop):
         self.runner.call_hook('after_test_epoch', metrics=metrics)
         self.runner.call_hook('after_test')
         return metrics
+
+    def _per_attack_passes(self, pending: Sequence[str]) -> list:
+        """One pass per attack config: entries of the same config (the
+        sweep's ``cls_pgd_eps8`` and ``cls_pgd`` ...) share a pass and its
+        adversarial batches."""
+        passes = {}
+        for name in pending:
+            first = self.entries.same_attack.get(name, name)
+            passes.setdefault(first, []).append(name)
+        return list(passes.values())
 
     def run_iter(self, idx, data_batch: Sequence[dict],
                  names: Optional[Sequence[str]] = None) -> None:
