@@ -168,32 +168,29 @@ class AttackedEvaluation:
                                            self.fp16)
             self.evaluators['clean'].process(data_samples=outputs,
                                              data_batch=data_batch)
-            self._clock('clean', start, len(outputs))
+            self._clock('clean', time.perf_counter() - start, len(outputs))
         if attacks:
             to_attack = dict(data,
                              data_samples=gt_in_input_coords(samples))
-        computed = {}  # a config's first entry -> (predictions, attack, s)
+        batches = {}  # a config's first entry -> (attack, predictions)
+        seconds = {}  # ... -> the time its computing entry took
         for name in attacks:
             first = self.same_attack[name]
-            if first in computed:
-                adv_outputs, attack, seconds = computed[first]
-                self._record_image_stats(name, attack, samples)
-                self.evaluators[name].process(
-                    data_samples=adv_outputs, data_batch=data_batch)
-            else:
+            computes = first not in batches
+            if computes:
                 start = time.perf_counter()
                 attack = self.attacks[name]
                 with autocast(enabled=self.fp16):
                     adv = attack(detector, to_attack)
-                self._record_image_stats(name, attack, samples)
-                adv_outputs = predict_preprocessed(
-                    model, adv['inputs'], samples, self.fp16)
-                self.evaluators[name].process(
-                    data_samples=adv_outputs, data_batch=data_batch)
-                seconds = time.perf_counter() - start
-                computed[first] = (adv_outputs, attack, seconds)
-            self._seconds[name] += seconds
-            self._images[name] += len(adv_outputs)
+                batches[first] = (attack, predict_preprocessed(
+                    model, adv['inputs'], samples, self.fp16))
+            attack, adv_outputs = batches[first]
+            self._record_image_stats(name, attack, samples)
+            self.evaluators[name].process(
+                data_samples=adv_outputs, data_batch=data_batch)
+            if computes:
+                seconds[first] = time.perf_counter() - start
+            self._clock(name, seconds[first], len(adv_outputs))
             outputs = adv_outputs if outputs is None else outputs
         return outputs
 
@@ -239,11 +236,11 @@ class AttackedEvaluation:
                    for stat, v in sorted(stats.items())}
             for name, stats in merged.items()})
 
-    def _clock(self, name: str, start: float, images: int) -> None:
-        """Add the time since ``start`` to entry ``name``. The metric's
-        ``process`` has moved the predictions to the CPU by then, so on a
-        GPU the kernels have finished."""
-        self._seconds[name] += time.perf_counter() - start
+    def _clock(self, name: str, seconds: float, images: int) -> None:
+        """Add ``seconds`` for ``images`` to entry ``name``. The clock is
+        read after the metric's ``process``, which has moved the
+        predictions to the CPU, so on a GPU the kernels have finished."""
+        self._seconds[name] += seconds
         self._images[name] += images
 
     def seconds_per_image(self) -> Dict[str, float]:
