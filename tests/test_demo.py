@@ -126,6 +126,24 @@ def test_a_failing_stage_is_named(shapes_root, tmp_path):
         Demo(args).run()
 
 
+def test_a_stage_failing_with_any_error_is_named(tmp_path):
+    """Not only the tools' failures: any error in a stage (here the report
+    stage's) ends the demo with the stage's name and the error, and the
+    timings of the stages that finished stay recorded."""
+    args = parse_args(['--work-dir', str(tmp_path / 'demo')])
+    demo = Demo(args)
+    demo.stage('train_std', lambda: None, lambda: False)
+
+    def broken():
+        raise OSError('No space left on device')
+
+    with pytest.raises(SystemExit, match="stage 'report' failed: OSError: "
+                       'No space left on device'):
+        demo.stage('report', broken, lambda: False)
+    timings = json.load(open(tmp_path / 'demo' / 'timings.json'))
+    assert 'train_std' in timings and 'report' not in timings
+
+
 def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
     """MTD trains from scratch with a clean first half (``warmup``, the
     default), from scratch, or from the STD checkpoint (``std``);

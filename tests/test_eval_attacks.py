@@ -23,7 +23,8 @@ from mmdet_robust.attacks import (DAGAttack, PGDAttack, PixelSpace,
 from mmdet_robust.attacks.base import gt_in_input_coords, image_generators
 from mmdet_robust.attacks.dag import matched_priors
 from mmdet_robust.attacks.dense import POINT_PRIOR_HEADS
-from mmdet_robust.engine.robust_test_loop import expand_sweep
+from mmdet_robust.engine.robust_test_loop import (attack_configs,
+                                                  expand_sweep)
 
 EPS = 8.
 SIGMOID_CONFIGS = {  # RetinaNet-style heads: sigmoid classes, focal loss
@@ -724,6 +725,24 @@ def test_expand_sweep_names_and_settings():
                                          eps=2., steps=20)
     assert sweep['cls_pgd_steps1']['eps'] == 8.
     assert len(sweep) == 4
+
+
+def test_attack_configs_order_drop_and_reject():
+    """The loop's entries: configured attacks first (``None`` drops one),
+    then the paper's 20-entry sweep; 'clean' and a sweep that is not
+    True/False/dict are refused by name."""
+    attacks = dict(dag=dict(type='DAGAttack'), rap=None)
+    cfgs = attack_configs(attacks, sweep=True)
+    assert list(cfgs)[0] == 'dag' and 'rap' not in cfgs
+    assert len(cfgs) == 1 + 2 * (5 + 5)
+    assert list(attack_configs(attacks, sweep=dict(
+        tasks=('loc', ), eps=(4, ), steps=()))) == ['dag', 'loc_pgd_eps4']
+    assert list(attack_configs(attacks, sweep=False)) == ['dag']
+    with pytest.raises(ValueError, match="'clean' is reserved"):
+        attack_configs(dict(clean=dict(type='PGDAttack')))
+    with pytest.raises(TypeError, match='sweep must be True, False or a '
+                       "dict.*'yes'"):
+        attack_configs(attacks, sweep='yes')
 
 
 def test_robust_test_loop_reports_every_attack(shapes_root, tmp_path,

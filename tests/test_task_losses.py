@@ -78,3 +78,21 @@ def test_one_batched_call_gives_the_per_image_losses_of_yolov3():
     head = model.bbox_head
     assert {m.reduction for m in (head.loss_cls, head.loss_conf,
                                   head.loss_xy, head.loss_wh)} == {'sum'}
+
+
+@pytest.mark.parametrize('config', [
+    'configs/tiny_ssd_std_shapes.py', 'configs/yolov3_d53_std_voc.py',
+    osp.join(MMDET_CONFIGS, 'retinanet', 'retinanet_r18_fpn_1x_coco.py')])
+@pytest.mark.parametrize('per_image', [True, False])
+def test_a_batch_without_any_gt_has_nothing_to_attack(config, per_image):
+    """No image of the batch has a GT box: every task loss is 0 and still
+    differentiable, with a zero input gradient (no target assignment on
+    empty GT, no NaN from a zero positive count)."""
+    model = random_model(config)
+    inputs, samples = random_batch(model.bbox_head.num_classes, (0, 0))
+    losses = TaskLosses(model)
+    for task in ('cls', 'loc', 'con'):
+        value, grad = _grads(losses, inputs, samples, task, per_image)
+        assert value.shape == ((2, ) if per_image else ())
+        assert (value == 0).all()
+        assert torch.isfinite(grad).all() and grad.abs().max() == 0
