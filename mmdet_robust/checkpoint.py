@@ -12,6 +12,7 @@ loaders that keep ``weights_only=True`` and allowlist exactly those types.
 import os.path as osp
 import pickle
 import re
+from contextlib import contextmanager
 from typing import List
 
 import numpy as np
@@ -57,6 +58,25 @@ def checkpoint_allowlist() -> List[object]:
     ]
 
 
+@contextmanager
+def refusing_unsafe(source: str):
+    """The allowlist in force; a refused unpickling re-raised as
+    :class:`UnsafeCheckpointError` that names ``source`` and the object."""
+    with torch.serialization.safe_globals(checkpoint_allowlist()):
+        try:
+            yield
+        except pickle.UnpicklingError as err:
+            found = re.search(r'GLOBAL ([\w.]+)', str(err))
+            what = found.group(1) if found else 'an unsupported object'
+            raise UnsafeCheckpointError(
+                f'Refusing to load checkpoint {source!r}: it would unpickle '
+                f'{what}, which is neither a tensor nor one of the mmengine/'
+                'numpy types mmengine checkpoints contain. Unpickling it '
+                'could run arbitrary code. Only load checkpoints you trust; '
+                'to use the weights of a trusted file, re-save its '
+                '`state_dict` with torch.save.') from None
+
+
 def safe_torch_load(file, map_location=None):
     """``torch.load(file, weights_only=True)`` with the mmengine allowlist.
 
@@ -64,20 +84,8 @@ def safe_torch_load(file, map_location=None):
         UnsafeCheckpointError: the file would unpickle something else, e.g.
             a function call planted in the pickle.
     """
-    with torch.serialization.safe_globals(checkpoint_allowlist()):
-        try:
-            return torch.load(
-                file, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as err:
-            found = re.search(r'GLOBAL ([\w.]+)', str(err))
-            what = found.group(1) if found else 'an unsupported object'
-            raise UnsafeCheckpointError(
-                f'Refusing to load checkpoint {file!r}: it would unpickle '
-                f'{what}, which is neither a tensor nor one of the mmengine/'
-                'numpy types mmengine checkpoints contain. Unpickling it '
-                'could run arbitrary code. Only load checkpoints you trust; '
-                'to use the weights of a trusted file, re-save its '
-                '`state_dict` with torch.save.') from None
+    with refusing_unsafe(file):
+        return torch.load(file, map_location=map_location, weights_only=True)
 
 
 def load_from_local(filename, map_location):
@@ -89,8 +97,9 @@ def load_from_local(filename, map_location):
 
 
 def load_from_http(filename, map_location=None, model_dir=None, **kwargs):
-    """mmengine's http(s) checkpoint loader, with ``weights_only=True``."""
-    with torch.serialization.safe_globals(checkpoint_allowlist()):
+    """mmengine's http(s) checkpoint loader (a download cached by
+    ``torch.hub``), with ``weights_only=True``."""
+    with refusing_unsafe(filename):
         return torch.hub.load_state_dict_from_url(
             filename, model_dir=model_dir, map_location=map_location,
             weights_only=True, **kwargs)

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from mmdet.registry import HOOKS
-from mmdet_robust.checkpoint import UnsafeCheckpointError
+from mmdet_robust.checkpoint import UnsafeCheckpointError, load_from_http
 from mmdet_robust.evaluation.environment import (describe,
                                                  describe_training,
                                                  environment)
@@ -33,6 +33,31 @@ def test_malicious_checkpoint_is_refused(tmp_path):
     with pytest.raises(UnsafeCheckpointError, match='Refusing.*system'):
         _load_checkpoint(str(path))  # mmengine's path: load_from, resume
     assert not marker.exists()
+
+
+def test_a_downloaded_checkpoint_is_loaded_as_safely(tmp_path):
+    """``load_from=https://...`` goes through torch.hub's download: the same
+    allowlist and the same refusal, naming the URL (a file:// URL stands
+    in for the download)."""
+    marker = tmp_path / 'pwned'
+    torch.save({'meta': _RunsCode(marker)}, tmp_path / 'evil.pth')
+    torch.save({'state_dict': {'w': torch.ones(2)},
+                'message_hub': HistoryBuffer([1., 2.], [1, 1])}, tmp_path / 'ok.pth')
+    hub = str(tmp_path / 'hub')
+    url = f'file://{tmp_path}/evil.pth'
+    with pytest.raises(UnsafeCheckpointError,
+                       match=f"Refusing.*'{url}'.*system"):
+        load_from_http(url, model_dir=hub, progress=False)
+    assert not marker.exists()
+    loaded = load_from_http(f'file://{tmp_path}/ok.pth', model_dir=hub,
+                            progress=False)
+    assert loaded['state_dict']['w'].tolist() == [1., 1.]
+    assert loaded['message_hub'].mean() == 1.5
+
+
+def test_a_missing_checkpoint_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nowhere.pth can not be'):
+        _load_checkpoint(str(tmp_path / 'nowhere.pth'))
 
 
 def test_getattr_is_only_allowed_for_history_buffers(tmp_path):
