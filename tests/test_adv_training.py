@@ -287,12 +287,20 @@ def test_robust_eval_of_a_plain_mmdet_config(tmp_path, shapes_root):
     assert all(0 <= v <= 1 for v in metrics.values())
 
 
-def test_non_finite_loss_skips_the_update():
+def _finite_loss_wrapper(model, **kwargs):
+    """A ``FiniteLossOptimWrapper`` with SGD, built through the mmdet scope
+    as a config builds it (also when this test runs alone)."""
     from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return build_optim_wrapper(model, dict(
+            type='FiniteLossOptimWrapper',
+            optimizer=dict(type='SGD', lr=0.1), **kwargs))
+
+
+def test_non_finite_loss_skips_the_update():
     model = torch.nn.Linear(3, 1)
-    wrapper = build_optim_wrapper(model, dict(
-        type='FiniteLossOptimWrapper',
-        optimizer=dict(type='SGD', lr=0.1)))
+    wrapper = _finite_loss_wrapper(model)
     before = model.weight.detach().clone()
     x = torch.ones(2, 3)
     wrapper.update_params(model(x).sum() * float('nan'))
@@ -300,4 +308,24 @@ def test_non_finite_loss_skips_the_update():
     assert wrapper.skipped == 1 and model.weight.grad is None
     wrapper.update_params(model(x).sum())
     assert not torch.equal(model.weight, before)  # finite: updated
+    assert torch.isfinite(model.weight).all()
+
+
+def test_non_finite_loss_skips_the_accumulated_update():
+    """With ``accumulative_counts=2`` one non-finite micro-batch loss drops
+    the whole accumulated update, and the next window starts clean."""
+    model = torch.nn.Linear(3, 1)
+    wrapper = _finite_loss_wrapper(model, accumulative_counts=2)
+    wrapper.initialize_count_status(model, 0, 4)
+    before = model.weight.detach().clone()
+    x = torch.ones(2, 3)
+    wrapper.update_params(model(x).sum() * float('nan'))
+    assert torch.equal(model.weight, before)  # accumulating: no step yet
+    wrapper.update_params(model(x).sum())
+    assert torch.equal(model.weight, before)  # the window had a NaN
+    assert wrapper.skipped == 1 and model.weight.grad is None
+    wrapper.update_params(model(x).sum())
+    wrapper.update_params(model(x).sum())
+    assert wrapper.skipped == 1
+    assert not torch.equal(model.weight, before)
     assert torch.isfinite(model.weight).all()
