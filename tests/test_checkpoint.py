@@ -42,7 +42,8 @@ def test_a_downloaded_checkpoint_is_loaded_as_safely(tmp_path):
     marker = tmp_path / 'pwned'
     torch.save({'meta': _RunsCode(marker)}, tmp_path / 'evil.pth')
     torch.save({'state_dict': {'w': torch.ones(2)},
-                'message_hub': HistoryBuffer([1., 2.], [1, 1])}, tmp_path / 'ok.pth')
+                'message_hub': HistoryBuffer([1., 2.], [1, 1])},
+               tmp_path / 'ok.pth')
     hub = str(tmp_path / 'hub')
     url = f'file://{tmp_path}/evil.pth'
     with pytest.raises(UnsafeCheckpointError,
