@@ -155,7 +155,7 @@ def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
         clock[0] += 10
         os.utime(path, (clock[0], clock[0]))
 
-    def fake_train(tool, args, options, log_path):
+    def fake_train(tool, args, options, log_path, *rest):
         work_dir = args[args.index('--work-dir') + 1]
         runs.append((osp.basename(work_dir), list(options)))
         os.makedirs(work_dir, exist_ok=True)

@@ -113,7 +113,7 @@ def _summary(demo, reports: Dict[str, dict], files: dict) -> dict:
     main = {m: {a: r['mAP'][a] for a in r['mAP'] if '_pgd_' not in a}
             for m, r in reports.items()}
     settings = dict(config=args.config, eval_config=args.eval_config,
-                    mtd_init=args.mtd_init,
+                    mtd_init=args.mtd_init, jobs=args.jobs,
                     data_root=args.data_root or 'data/shapes (synthetic)',
                     attacks=reports['std']['settings'],
                     metric=reports['std']['metric'])
@@ -121,6 +121,7 @@ def _summary(demo, reports: Dict[str, dict], files: dict) -> dict:
         settings=settings, mAP=main,
         sweeps={m: sweep_curves(r['mAP']) for m, r in reports.items()},
         timings_s=demo.timings,
+        beside={k: demo.beside.get(k, []) for k in demo.timings},
         seconds_per_image={
             m: {a: r.get('seconds_per_image', {}).get(a) for a in main[m]}
             for m, r in reports.items()},
@@ -135,6 +136,15 @@ def _summary(demo, reports: Dict[str, dict], files: dict) -> dict:
                      for key in ('train_environments', 'train_init')}
                  for m, r in reports.items()},
         files=files)
+
+
+def _stage_times(summary: dict) -> str:
+    lines = []
+    for stage, seconds in summary['timings_s'].items():
+        beside = summary['beside'].get(stage)
+        lines.append(f'- {stage}: {seconds}' + (
+            f' (beside {", ".join(beside)})' if beside else ''))
+    return '\n'.join(lines) + '\n'
 
 
 def _markdown(summary: dict, reports: Dict[str, dict]) -> str:
@@ -158,13 +168,13 @@ def _markdown(summary: dict, reports: Dict[str, dict]) -> str:
           '\n## Attack settings\n', '```json\n' + json.dumps(
               settings['attacks'], indent=1) + '\n```\n',
           '\n## Wall time per stage (s)\n',
-          'When each stage last ran; a re-run that reused finished work '
+          'When each stage last ran, and the stages that ran beside it '
+          '(sharing the CPU); a re-run that reused finished work '
           '(checkpoints, report entries) shows only its own time.\n',
-          '\n'.join(f'- {k}: {v}'
-                    for k, v in summary['timings_s'].items()) + '\n',
-          '\n## Evaluation cost (ms per test image)\n',
+          _stage_times(summary), '\n## Evaluation cost (ms per test image)\n',
           'Attack, prediction and the metric\'s processing, on one '
-          'process.\n',
+          'process; an evaluation that ran beside other stages (above) '
+          'shared the CPU with them.\n',
           _table(summary['seconds_per_image'], columns, '{:.0f}', 1000.)]
     return '\n'.join(md)
 
