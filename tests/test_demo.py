@@ -1,8 +1,10 @@
 import json
 import os
 import os.path as osp
+import threading
 
 import pytest
+import torch
 from PIL import Image
 
 from conftest import REPO
@@ -13,7 +15,8 @@ from mmdet_robust.engine.robust_test_loop import (attack_configs,
                                                   evaluation_setup,
                                                   json_normalised)
 from mmdet_robust.tools import demo as demo_module
-from mmdet_robust.tools.demo import Demo, parse_args
+from mmdet_robust.tools.demo import (Demo, StageError, _run_tool,
+                                     _tool_env, parse_args)
 from mmdet_robust.tools.demo_report import figure_columns
 
 
@@ -45,6 +48,25 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
     out = capsys.readouterr().out
     work = tmp_path / 'demo'
     report = json.load(open(work / 'report.json'))
+    # --jobs 2 (the default) trained and evaluated the two models side by
+    # side, to the same bits as one stage at a time
+    assert 'train_mtd' in report['beside']['train_std']
+    assert '    [train_mtd] ' in out and '    [eval_std] ' in out
+    alone = tmp_path / 'alone'
+    alone.mkdir()
+    Demo(_demo_args(shapes_root, alone, jobs='1')).run()
+    capsys.readouterr()
+    for model in ('std', 'mtd'):
+        ckpts = [torch.load(demo_module._checkpoint(str(d / 'demo' / model)),
+                            weights_only=False)['state_dict']
+                 for d in (tmp_path, alone)]
+        assert ckpts[0].keys() == ckpts[1].keys()
+        assert all(torch.equal(ckpts[0][k], ckpts[1][k]) for k in ckpts[0])
+        maps = [json.load(open(d / 'demo' / model / 'robustness.json'))[
+            'mAP'] for d in (tmp_path, alone)]
+        assert maps[0] == maps[1]
+    assert json.load(open(alone / 'demo' / 'beside.json'))[
+        'train_std'] == []
     for model in ('std', 'mtd'):
         assert set(report['mAP'][model]) == {
             'clean', 'cls_pgd', 'loc_pgd', 'con_pgd', 'dag', 'dag_dense',
@@ -122,8 +144,9 @@ def test_a_failing_stage_is_named(shapes_root, tmp_path):
     broken.write_text(f"_base_ = '{REPO}/configs/tiny_ssd_std_shapes.py'\n"
                       "model = dict(type='NoSuchDetector')\n")
     args = _demo_args(shapes_root, tmp_path, config=str(broken))
-    with pytest.raises(SystemExit, match="stage 'train_std' failed"):
+    with pytest.raises(SystemExit, match="stage 'train_std' failed") as info:
         Demo(args).run()
+    assert "stage 'train_mtd' failed" in str(info.value)  # its own chain
 
 
 def test_a_stage_failing_with_any_error_is_named(tmp_path):
@@ -142,6 +165,113 @@ def test_a_stage_failing_with_any_error_is_named(tmp_path):
         demo.stage('report', broken, lambda: False)
     timings = json.load(open(tmp_path / 'demo' / 'timings.json'))
     assert 'train_std' in timings and 'report' not in timings
+
+
+def _recording_demo(tmp_path, monkeypatch, *flags, meet=(), fail=()):
+    """A demo whose training and evaluation stages only log when they start
+    and end; the stages in ``meet`` wait at a barrier that only stages
+    running at the same time pass, those in ``fail`` fail as a tool
+    does."""
+    log, barrier = [], threading.Barrier(max(len(meet), 1), timeout=30)
+
+    def stage(self, name):
+        def run():
+            log.append(f'{name} start')
+            if name in meet:
+                barrier.wait()
+            if name in fail:
+                raise StageError(f'test.py exited with 1; see {name}.log')
+            log.append(f'{name} end')
+        self.stage(name, run, lambda: False)
+
+    def report(demo):
+        (tmp_path / 'demo' / 'report.md').write_text('| model |\n')
+
+    monkeypatch.setattr(Demo, 'train', lambda d, m: stage(d, f'train_{m}'))
+    monkeypatch.setattr(Demo, 'evaluate', lambda d, m: stage(d, f'eval_{m}'))
+    monkeypatch.setattr(demo_module, 'make_shapes', lambda root: None)
+    from mmdet_robust.tools import demo_report
+    monkeypatch.setattr(demo_report, 'write_demo_report', report)
+    demo = Demo(parse_args(['--work-dir', str(tmp_path / 'demo'), *flags]))
+    return demo, log
+
+
+@pytest.mark.parametrize('mtd_init, meet', [
+    ('warmup', ('train_std', 'train_mtd')),
+    ('std', ('eval_std', 'train_mtd'))])
+def test_the_two_models_stages_run_side_by_side(tmp_path, monkeypatch,
+                                                mtd_init, meet):
+    """``--jobs 2``, the default: STD's and MTD's chains run at once (the
+    two stages in ``meet`` pass a barrier together), each in order train ->
+    evaluate; with ``--mtd-init std`` MTD trains after STD's checkpoint
+    exists, beside STD's evaluation. Each stage records what ran beside
+    it."""
+    demo, log = _recording_demo(tmp_path, monkeypatch, '--jobs', '2',
+                                '--mtd-init', mtd_init, meet=meet)
+    demo.run()
+    for model in ('std', 'mtd'):
+        assert log.index(f'train_{model} end') < log.index(
+            f'eval_{model} start')
+    if mtd_init == 'std':
+        assert log.index('train_std end') < log.index('train_mtd start')
+    beside = json.load(open(tmp_path / 'demo' / 'beside.json'))
+    assert meet[1] in beside[meet[0]] and meet[0] in beside[meet[1]]
+    assert beside['data'] == [] and beside['report'] == []
+
+
+def test_one_job_runs_one_stage_at_a_time(tmp_path, monkeypatch):
+    demo, log = _recording_demo(tmp_path, monkeypatch, '--jobs', '1')
+    demo.run()
+    assert log == [f'{s} {e}' for s in ('train_std', 'eval_std', 'train_mtd',
+                                        'eval_mtd') for e in ('start', 'end')]
+    beside = json.load(open(tmp_path / 'demo' / 'beside.json'))
+    assert set(beside) == {'data', 'train_std', 'eval_std', 'train_mtd',
+                           'eval_mtd', 'report'}
+    assert not any(beside.values())
+
+
+@pytest.mark.parametrize('jobs', ['1', '2'])
+def test_a_failing_stage_stops_only_its_own_chain(tmp_path, monkeypatch,
+                                                  capsys, jobs):
+    """STD's evaluation fails: MTD's training and evaluation still run and
+    are recorded (nothing for the next run to redo), then the demo stops
+    naming the failed stage, without a report."""
+    demo, log = _recording_demo(tmp_path, monkeypatch, '--jobs', jobs,
+                                fail=('eval_std', ))
+    with pytest.raises(SystemExit) as info:
+        demo.run()
+    assert str(info.value) == ("[demo] stage 'eval_std' failed: test.py "
+                               'exited with 1; see eval_std.log')
+    assert 'eval_mtd end' in log
+    timings = json.load(open(tmp_path / 'demo' / 'timings.json'))
+    assert set(timings) == {'data', 'train_std', 'train_mtd', 'eval_mtd'}
+    assert "failed: test.py exited with 1; see eval_std.log; the other " \
+        'stages go on' in capsys.readouterr().out
+
+
+def test_tools_print_tagged_lines_and_wait_passively_side_by_side(
+        tmp_path, monkeypatch, capsys):
+    """Each streamed log line names its stage; with more than one job the
+    tools' OpenMP threads wait passively (unless the user chose), which
+    leaves torch's thread count, and so the results, as with one job."""
+    tools = tmp_path / 'tools'
+    tools.mkdir()
+    (tools / 'echo.py').write_text(
+        'import os, sys\n'
+        "print('x - mmengine - OMP_WAIT_POLICY=' + os.environ.get("
+        "'OMP_WAIT_POLICY', 'unset'))\n"
+        'sys.exit(int(sys.argv[1]))\n')
+    monkeypatch.setattr(demo_module, 'MMDET_TOOLS', str(tools))
+    monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
+    log = str(tmp_path / 'echo.log')
+    for jobs, policy in ((2, 'PASSIVE'), (1, 'unset')):
+        _run_tool('echo.py', ['0'], [], log, 'eval_mtd', _tool_env(jobs))
+        assert capsys.readouterr().out == (
+            f'    [eval_mtd] x - mmengine - OMP_WAIT_POLICY={policy}\n')
+    monkeypatch.setenv('OMP_WAIT_POLICY', 'ACTIVE')
+    assert _tool_env(2)['OMP_WAIT_POLICY'] == 'ACTIVE'
+    with pytest.raises(StageError, match=f'echo.py exited with 3; see {log}'):
+        _run_tool('echo.py', ['3'], [], log, 'eval_mtd', _tool_env(2))
 
 
 def test_training_stages_follow_their_inputs(tmp_path, monkeypatch):
@@ -278,6 +408,7 @@ def test_figure_shows_the_papers_columns_the_eval_config_has():
      "--config 'configs/nope.py' is not a file"),
     (['--data-root', 'data/no_such_devkit/'], {},
      "--data-root 'data/no_such_devkit/' is not a directory"),
+    ([], {'DEMO_JOBS': '0'}, "an integer >= 1, got '0'"),
 ])
 def test_bad_flags_and_env_stop_before_any_stage(argv, env, match,
                                                  monkeypatch, capsys):
@@ -286,6 +417,8 @@ def test_bad_flags_and_env_stop_before_any_stage(argv, env, match,
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert match in capsys.readouterr().err
-    for name in ('DEMO_EVAL_IMAGES', 'DEMO_MTD_INIT', 'DEMO_CONFIG'):
+    for name in ('DEMO_EVAL_IMAGES', 'DEMO_MTD_INIT', 'DEMO_CONFIG',
+                 'DEMO_JOBS'):
         monkeypatch.delenv(name, raising=False)
     assert parse_args([]).eval_images == 50
+    assert parse_args([]).jobs == 2
