@@ -499,5 +499,27 @@ def test_adversarial_training_checks_its_attacker_first(shapes_root,
     cfg.train_cfg.attacker.task_keys = dict(cls=['loss_cls'],
                                             loc=['loss_cls'])
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(TaskKeyError, match='disjoint'):
+    with pytest.raises(TaskKeyError,
+                       match='^train_cfg.attacker: .*disjoint'):
         runner.build_train_loop(cfg.train_cfg)  # what train() does first
+
+
+@pytest.mark.parametrize('change, error, match', [
+    (dict(type='Nope'), ValueError,
+     "unknown type 'Nope' \\('Nope is not in the mmdet::model registry"),
+    (dict(domain='both'), ValueError, "unknown task domain 'both'"),
+    (dict(eps=0), ValueError, 'eps must be a number in \\(0, 255\\]'),
+    (dict(alpha=2), TypeError, 'TaskDomainAttacker.__init__\\(\\) got an '
+     "unexpected keyword argument 'alpha'"),
+])
+def test_a_bad_training_attacker_is_named_by_its_config_entry(
+        shapes_root, tmp_path, change, error, match):
+    """As the evaluation names ``test_cfg.attacks.<name>``: an attacker the
+    registry cannot build stops when the loop is built, naming
+    ``train_cfg.attacker``."""
+    cfg = tiny_cfg(shapes_root, tmp_path, config=osp.join(
+        REPO, 'configs', 'tiny_ssd_mtd_shapes.py'))
+    cfg.train_cfg.attacker.update(change)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(error, match=f'^train_cfg.attacker: {match}'):
+        runner.build_train_loop(cfg.train_cfg)

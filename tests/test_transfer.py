@@ -115,6 +115,18 @@ def test_missing_source_files_are_named_when_built(trained_checkpoint,
         TransferAttack(**kwargs)
 
 
+def test_an_unknown_attack_to_transfer_is_named(trained_checkpoint):
+    """Not the outer ``TransferAttack`` (which the registry knows) but its
+    ``attack`` is the entry with the unknown type."""
+    path, _ = trained_checkpoint
+    with pytest.raises(ValueError, match=(
+            "attack 'transfer' of test_cfg.attacks: TransferAttack.attack: "
+            "unknown type 'PDGAttack'")):
+        build_attack('transfer', dict(
+            type='TransferAttack', source_config=TINY_STD,
+            source_checkpoint=path, attack=dict(type='PDGAttack')))
+
+
 @pytest.mark.parametrize('size', [300, (300, ), (300, 0), (300., 300)])
 def test_bad_source_input_size_is_named(trained_checkpoint, size):
     path, _ = trained_checkpoint

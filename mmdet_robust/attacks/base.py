@@ -11,6 +11,7 @@ from mmengine.model import is_model_wrapper
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmdet.registry import MODELS
 from mmdet.structures.bbox import scale_boxes
 
 from ..checks import is_integer
@@ -19,6 +20,19 @@ from .task_losses import TaskKeyError, check_single_stage, shared_targets
 
 # what DetectorAttack.check raises for a detector the attack cannot run on
 CHECK_ERRORS = (TypeError, ValueError, TaskKeyError)
+
+
+def build_named(cfg: dict, where: str):
+    """``MODELS.build(cfg)`` of the config entry ``where`` (such as
+    ``train_cfg.attacker``): an error names the entry, and a type that no
+    registry knows is a ValueError that says so."""
+    try:
+        return MODELS.build(copy.deepcopy(cfg))
+    except KeyError as err:  # the registry's "X is not in the ... registry"
+        raise ValueError(f'{where}: unknown type {cfg.get("type")!r} '
+                         f'({err})') from None
+    except (TypeError, ValueError) as err:
+        raise type(err)(f'{where}: {err}') from None
 
 
 def unwrap(model):

@@ -1,5 +1,4 @@
 """Transfer attacks (paper sec. 5.7, Table 5; ATTACKS.md sec. 4)."""
-import copy
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
@@ -11,7 +10,8 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from ..checks import is_integer
-from .base import CHECK_ERRORS, DetectorAttack, gt_in_input_coords
+from .base import (CHECK_ERRORS, DetectorAttack, build_named,
+                   gt_in_input_coords)
 from .pixel_space import PixelSpace, feeds_rgb, project
 
 
@@ -54,7 +54,7 @@ class TransferAttack(DetectorAttack):
                 raise ValueError(f'{name} {path!r} is not a file')
         self.source_config = source_config
         self.source_checkpoint = source_checkpoint
-        self.attack = MODELS.build(copy.deepcopy(attack))
+        self.attack = build_named(attack, 'TransferAttack.attack')
         self.eps = self.attack.eps
         size = source_input_size
         if size is not None and not (

@@ -11,8 +11,8 @@ import torch
 from mmengine.dist import all_gather_object, get_rank
 from mmengine.runner import autocast
 
-from mmdet.registry import MODELS
-from ..attacks.base import CHECK_ERRORS, gt_in_input_coords, unwrap
+from ..attacks.base import (CHECK_ERRORS, build_named, gt_in_input_coords,
+                            unwrap)
 from ..evaluation.coco import (share_coco_annotations,
                                with_no_detection_metrics)
 from ..models import let_ssd_head_predict
@@ -24,22 +24,14 @@ def build_attack(name: str, cfg: dict, detector=None,
     """Build entry ``name`` of the loop's attacks (config path ``where``)
     and check that it can run on ``detector`` (if given); errors name the
     entry."""
-    def named(err: Exception) -> Exception:
-        return type(err)(f'attack {name!r} of {where}: {err}')
-
-    try:
-        attack = MODELS.build(copy.deepcopy(cfg))
-    except KeyError as err:  # the registry's "X is not in the ... registry"
-        raise ValueError(f'attack {name!r} of {where}: unknown '
-                         f'type {cfg.get("type")!r} ({err})') from None
-    except (TypeError, ValueError) as err:
-        raise named(err) from None
+    entry = f'attack {name!r} of {where}'
+    attack = build_named(cfg, entry)
     if detector is not None:
         try:
             attack.check(detector)
         except CHECK_ERRORS as err:
             raise type(err)(
-                f'{named(err)}; to run the other attacks without this '
+                f'{entry}: {err}; to run the other attacks without this '
                 f'one: --cfg-options {where}.{name}=None') from None
     return attack
 

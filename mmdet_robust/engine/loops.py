@@ -4,8 +4,8 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
-from mmdet.registry import LOOPS, MODELS
-from ..attacks.base import unwrap
+from mmdet.registry import LOOPS
+from ..attacks.base import CHECK_ERRORS, build_named, unwrap
 from ..attacks.task_losses import shared_targets
 from ..checks import is_integer
 from .hooks import (CheckpointFitHook, RNGStateHook, TrainEnvironmentHook,
@@ -82,7 +82,10 @@ class AdversarialTrainStep:
         self.attacker = self._build_attacker(attacker)
         check = getattr(self.attacker, 'check', None)
         if check is not None:  # before any work: wrong detector or head
-            check(unwrap(runner.model))
+            try:
+                check(unwrap(runner.model))
+            except CHECK_ERRORS as err:
+                raise type(err)(f'train_cfg.attacker: {err}') from None
         self._clean = self._build_attacker(None)
         ensure_hook(runner, RNGStateHook)
         ensure_hook(runner, TrainEnvironmentHook)
@@ -92,8 +95,8 @@ class AdversarialTrainStep:
     def _build_attacker(self, attacker: Optional[dict]):
         if attacker is None:
             attacker = dict(type='TaskDomainAttacker', domain='std')
-        return MODELS.build(attacker) if isinstance(attacker, dict) \
-            else attacker
+        return build_named(attacker, 'train_cfg.attacker') \
+            if isinstance(attacker, dict) else attacker
 
     def _progress(self) -> int:
         """Where the run is, in the unit of ``adv_begin``."""

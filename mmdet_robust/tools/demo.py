@@ -22,10 +22,12 @@ now has):
 4. ``report``: ``report.md``/``report.json``, ``mAP_vs_eps.png``,
    ``mAP_vs_steps.png`` and ``detections.png`` in the work dir.
 
-The STD and MTD stages run side by side (``--jobs 2``, the default): two
-chains, train -> evaluate, one per model (with ``--mtd-init std`` MTD's
-chain starts when STD's training is done). Each tool keeps torch's default
-thread count, so the results are the same to the bit as with ``--jobs 1``.
+``--jobs 2`` runs the STD and MTD stages side by side: two chains, train
+-> evaluate, one per model (with ``--mtd-init std`` MTD's chain starts when
+STD's training is done). Each tool keeps torch's default thread count, so
+the results are the same to the bit as with ``--jobs 1``, the default, which
+runs one stage at a time (and so times each evaluation's cost per image
+alone).
 
 Real models: ``DEMO_CONFIG=configs/ssd300_vgg16_std_voc.py
 DEMO_EVAL_CONFIG=configs/robust_eval/ssd300_vgg16_voc.py
@@ -86,7 +88,7 @@ def _tool_env(jobs: int) -> Dict[str, str]:
     """The tools' environment. Side by side, two tools each run torch's
     default number of threads (which keeps their results the same to the
     bit) on cores they share: OpenMP's spinning waits then made two
-    trainings take 2.2x as long as one after the other on a 2-core
+    2-epoch trainings take 2.2x as long as one after the other on a 2-core
     machine, passive waits 0.6x."""
     env = dict(os.environ)
     if jobs > 1:
@@ -357,9 +359,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'DEMO_EVAL_IMAGES', '50'), help='evaluate on the first N test images '
         '(DEMO_EVAL_IMAGES)')
     parser.add_argument('--jobs', type=positive_int, default=env(
-        'DEMO_JOBS', '2'), help='how many stages run side by side: the STD '
-        'and MTD chains (train, evaluate) at once with 2, the default, one '
-        'after the other with 1 (DEMO_JOBS; 1 for models that fill a GPU)')
+        'DEMO_JOBS', '1'), help='how many stages run side by side: one at '
+        'a time with 1, the default; the STD and MTD chains (train, '
+        'evaluate) at once with 2, to the same bits (DEMO_JOBS)')
     parser.add_argument('--train-options', nargs='*', default=[],
                         help='extra --cfg-options for training')
     parser.add_argument('--eval-options', nargs='*', default=[],
