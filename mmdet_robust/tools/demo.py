@@ -125,13 +125,21 @@ def _run_tool(tool: str, args: Sequence[str], options: Sequence[str],
                              f'{log_path}')
 
 
+# mmengine finds an ``mmdet::`` base config after reloading pkg_resources
+# (``is_installed``): a config loaded in another thread meanwhile fails
+# with "TypeError: ('Expected str, Requirement, or Distribution', mmdet
+# 3.3.0 ...)", which stopped a stage with two side by side
+_CONFIG_LOCK = threading.Lock()
+
+
 def _load_config(config: str, options: Sequence[str]) -> Config:
     """``config`` with the ``--cfg-options`` applied, as MMDetection's tools
-    will see it."""
+    will see it (one config at a time in this process)."""
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={})
-    cfg = Config.fromfile(osp.join(REPO, config))
+    with _CONFIG_LOCK:
+        cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(parser.parse_args(
         ['--cfg-options', *options] if options else []).cfg_options)
     return cfg
