@@ -113,7 +113,7 @@ def _summary(demo, reports: Dict[str, dict], files: dict) -> dict:
     main = {m: {a: r['mAP'][a] for a in r['mAP'] if '_pgd_' not in a}
             for m, r in reports.items()}
     settings = dict(config=args.config, eval_config=args.eval_config,
-                    mtd_init=args.mtd_init, jobs=args.jobs,
+                    mtd_init=args.mtd_init,
                     data_root=args.data_root or 'data/shapes (synthetic)',
                     attacks=reports['std']['settings'],
                     metric=reports['std']['metric'])
