@@ -16,7 +16,7 @@ from mmdet_robust.engine.robust_test_loop import (attack_configs,
                                                   json_normalised)
 from mmdet_robust.tools import demo as demo_module
 from mmdet_robust.tools.demo import (Demo, StageError, _run_tool,
-                                     _tool_env, parse_args)
+                                     _tool_env, console_line, parse_args)
 from mmdet_robust.tools.demo_report import figure_columns
 
 
@@ -274,6 +274,29 @@ def test_tools_print_tagged_lines_and_wait_passively_side_by_side(
     assert _tool_env(2)['OMP_WAIT_POLICY'] == 'ACTIVE'
     with pytest.raises(StageError, match=f'echo.py exited with 3; see {log}'):
         _run_tool('echo.py', ['3'], [], log, 'eval_mtd', _tool_env(2))
+
+
+def test_console_lines_keep_the_progress():
+    """The console drops mmengine's date, logger name and INFO level and
+    keeps the head of a line: the epoch and iteration of a training line
+    (a tail cut showed ``rain) [23][20/32] ...``), the level of a warning,
+    every character of an error; a record whose message starts on the next
+    line (VOCMetric's tables) is not shown."""
+    train = ('11/29 13:58:40 - mmengine - INFO - Epoch(train) [23][20/32]  '
+             'lr: 2.1527e-04  eta: 0:00:14  time: 0.3219  data_time: 0.0286'
+             '  grad_norm: 5.2397  loss: 1.1042  loss_cls: 0.7992  '
+             'loss_bbox: 0.3049  adv_cls_frac: 0.5000  adv_linf: 8.0000\n')
+    shown = console_line(train)
+    assert shown.startswith('13:58:40 Epoch(train) [23][20/32]  lr: ')
+    assert len(shown) == 160 and shown.endswith('...')
+    assert console_line(train, width=400) == \
+        '13:58:40 ' + train.split(' - INFO - ')[1].rstrip()
+    assert console_line('11/29 13:59:04 - mmengine - INFO -\n') == ''
+    assert console_line('11/29 13:59:05 - mmengine - WARNING - no val\n') \
+        == '13:59:05 WARNING no val'
+    error = 'ValueError: test_cfg.attacks.dag: ' + 'x' * 300
+    assert console_line(error + '\n') == error
+    assert console_line('x' * 200 + '\n') == 'x' * 157 + '...'
 
 
 def test_configs_load_in_stages_side_by_side():

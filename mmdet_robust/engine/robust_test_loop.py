@@ -13,11 +13,13 @@ from mmengine.runner import TestLoop
 
 from mmdet.registry import LOOPS
 from ..attacks.base import unwrap
+from ..checks import check_range
 from ..evaluation.environment import environment
 from ..evaluation.report import RobustnessReport
 from ..version import __version__
 from .attacked_evaluation import AttackedEvaluation, flat_metrics
 from .hooks import CheckpointFitHook, TrainEnvironmentHook, ensure_hook
+from .progress import BatchProgress
 
 
 def expand_sweep(tasks: Sequence[str] = ('cls', 'loc'),
@@ -175,6 +177,9 @@ class RobustTestLoop(TestLoop):
             (``--cfg-options test_cfg.attacks.dag=None``). A report whose
             entries a run replaces is first copied to
             ``<report_name>.previous.json``.
+        progress_interval: log ``robust test [k/n] batches (...), elapsed,
+            eta`` at most every this many seconds and after the last batch
+            (:class:`BatchProgress`); 0 logs every batch.
     """
 
     def __init__(self, runner, dataloader, evaluator,
@@ -182,7 +187,8 @@ class RobustTestLoop(TestLoop):
                  sweep: Union[bool, dict, None] = None,
                  report_name: str = 'robustness', fp16: bool = False,
                  per_attack_passes: bool = False,
-                 resume: bool = True) -> None:
+                 resume: bool = True,
+                 progress_interval: float = 30.) -> None:
         try:
             super().__init__(runner, dataloader, evaluator, fp16)
         except ValueError as err:  # numpy's, as mmengine serialises no data
@@ -201,6 +207,9 @@ class RobustTestLoop(TestLoop):
         self.report_name = report_name
         self.per_attack_passes = per_attack_passes
         self.resume = resume
+        self.progress_interval = check_range(
+            'test_cfg.progress_interval', progress_interval, 0, float('inf'),
+            '[)', ' seconds')
         self._reused: Dict[str, FinishedEntry] = {}
         self._kept: Dict[str, FinishedEntry] = {}
         self._environment: Optional[dict] = None
@@ -296,9 +305,14 @@ class RobustTestLoop(TestLoop):
         passes = self._per_attack_passes(pending) \
             if self.per_attack_passes else [pending] * bool(pending)
         size = len(self.dataloader.dataset)
-        for names in passes:
+        progress = BatchProgress(len(passes) * len(self.dataloader),
+                                 self.progress_interval)
+        for num, names in enumerate(passes, 1):
+            what = f'pass {num}/{len(passes)}: {", ".join(names)}' \
+                if len(passes) > 1 else f'{len(names)} entries'
             for idx, data_batch in enumerate(self.dataloader):
                 self.run_iter(idx, data_batch, names)
+                progress.step(what)
             results.update(self.entries.evaluate(size, names))
             if is_main_process():  # each finished pass is saved at once
                 self._report(results, log=names is passes[-1])

@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import threading
@@ -96,6 +97,32 @@ def _tool_env(jobs: int) -> Dict[str, str]:
     return env
 
 
+# mmengine's console format: "11/29 13:58:40 - mmengine - INFO - message"
+_MMENGINE_LINE = re.compile(
+    r'^\d\d/\d\d (\d\d:\d\d:\d\d) - mmengine - ([A-Z]+) - ?')
+
+
+def console_line(line: str, width: int = 160) -> str:
+    """A tool's log line as the demo's console shows it: mmengine's date,
+    logger name and INFO level dropped (``13:58:40 Epoch(train) [23][20/32]
+    lr: ...``), cut to ``width`` characters with ``...``; a line that
+    reports an error is kept whole; '' for a record whose message starts
+    on the next line (the VOC metric's per-class tables). The stage's log
+    file keeps every line as the tool wrote it."""
+    line = line.rstrip()
+    found = _MMENGINE_LINE.match(line)
+    if found:
+        clock, level = found.groups()
+        message = line[found.end():]
+        if not message:
+            return ''
+        prefix = clock if level == 'INFO' else f'{clock} {level}'
+        line = f'{prefix} {message}'
+    if len(line) > width and 'Error' not in line:
+        line = line[:width - 3] + '...'
+    return line
+
+
 def _data_options(data_root: Optional[str]) -> List[str]:
     if not data_root:
         return []
@@ -118,8 +145,10 @@ def _run_tool(tool: str, args: Sequence[str], options: Sequence[str],
                                 cwd=REPO, env=env)
         for line in proc.stdout:
             log.write(line)
-            if ' - mmengine - ' in line or 'Error' in line:
-                _say(f'    [{stage}] {line.rstrip()[-150:]}')
+            shown = console_line(line) \
+                if ' - mmengine - ' in line or 'Error' in line else ''
+            if shown:
+                _say(f'    [{stage}] {shown}')
         if proc.wait():
             raise StageError(f'{tool} exited with {proc.returncode}; see '
                              f'{log_path}')
