@@ -1,6 +1,7 @@
 import json
 import os
 import os.path as osp
+import re
 import threading
 
 import pytest
@@ -52,6 +53,12 @@ def test_demo_pipeline_writes_every_report_file(shapes_root, tmp_path,
     # same bits as one stage at a time (--jobs 1, the default)
     assert 'train_mtd' in report['beside']['train_std']
     assert '    [train_mtd] ' in out and '    [eval_std] ' in out
+    # each evaluation's progress, its last batch at least, from the line's
+    # head (the time of day, not mmengine's date)
+    for model in ('std', 'mtd'):
+        assert re.search(rf'^    \[eval_{model}\] \d\d:\d\d:\d\d robust test '
+                         r'\[(\d+)/\1\] batches \(\d+ entries\), elapsed ',
+                         out, re.M), out
     alone = tmp_path / 'alone'
     alone.mkdir()
     Demo(_demo_args(shapes_root, alone, jobs='1')).run()
