@@ -3,6 +3,7 @@ import os
 import os.path as osp
 import re
 import threading
+import warnings
 
 import pytest
 import torch
@@ -304,6 +305,17 @@ def test_console_lines_keep_the_progress():
     error = 'ValueError: test_cfg.attacks.dag: ' + 'x' * 300
     assert console_line(error + '\n') == error
     assert console_line('x' * 200 + '\n') == 'x' * 157 + '...'
+
+
+def test_config_loads_do_not_print_the_pkg_resources_warning():
+    """Each ``mmdet::`` base config reloads pkg_resources, whose
+    deprecation warning (setuptools<81 is kept on purpose) reached the
+    demo's console before every stage."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        for _ in range(2):
+            demo_module._load_config('configs/tiny_ssd_std_shapes.py', [])
+    assert not [w for w in caught if 'pkg_resources' in str(w.message)]
 
 
 def test_configs_load_in_stages_side_by_side():

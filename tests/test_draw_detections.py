@@ -1,14 +1,19 @@
 """The detections figure tool (the paper's Fig. 1/7/8 for any model)."""
 import re
+import warnings
 
 import pytest
 import torch
 from matplotlib.image import imread
 
 from conftest import ROBUST_CFG
+from mmengine.structures import InstanceData
+
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.structures import DetDataSample
-from mmdet_robust.tools.draw_detections import (boxes_on_input,
+from mmdet.visualization import DetLocalVisualizer
+from mmdet_robust.tools.draw_detections import (_drawn_detections,
+                                                boxes_on_input,
                                                 displayed_pixels, main)
 
 IMAGENET = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])
@@ -52,6 +57,42 @@ def test_boxes_are_scaled_to_the_input_and_clipped_to_it():
     drawn = boxes_on_input(boxes, (0.5, 2.), (96, 48))  # (w, h), (h, w)
     assert drawn.tolist() == [[5., 40., 15., 80.], [0., 96., 48., 96.]]
     assert boxes[1, 0] == -5.  # the prediction itself is not changed
+
+
+class _EdgeBoxDetector(torch.nn.Module):
+    """Predicts one box, ``box`` in input pixels, for every image."""
+
+    def __init__(self, box):
+        super().__init__()
+        self.data_preprocessor = DetDataPreprocessor()
+        self.box = box
+
+    def test_step(self, data):
+        for sample in data['data_samples']:
+            sample.pred_instances = InstanceData(
+                bboxes=torch.tensor([self.box]), scores=torch.tensor([0.9]),
+                labels=torch.tensor([0]))
+        return data['data_samples']
+
+
+def test_a_box_at_the_input_edge_is_drawn_without_warnings():
+    """A box clipped to the input's right and bottom edges (x2 = width,
+    y2 = height) is drawn, without mmengine's out-of-bounds warnings."""
+    model = _EdgeBoxDetector([5., 6., 50., 40.])
+    data = model.data_preprocessor(dict(
+        inputs=[torch.zeros(3, 40, 50, dtype=torch.uint8)],
+        data_samples=[DetDataSample(metainfo=dict(
+            img_shape=(40, 50), scale_factor=(1., 1.)))]), False)
+    visualizer = DetLocalVisualizer(name='edge_box_test')
+    visualizer.dataset_meta = dict(classes=('square', ),
+                                   palette=[(255, 0, 0)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        drawn = _drawn_detections(visualizer, model, data['inputs'],
+                                  data['data_samples'], 0.3)
+    assert not [w for w in caught if 'out of bounds' in str(w.message)]
+    assert drawn.shape == (40, 50, 3)
+    assert (drawn[6, 10:40] != 0).any()  # the box's top edge is drawn
 
 
 @pytest.mark.parametrize('argv, match', [

@@ -3,6 +3,7 @@ import json
 import math
 import os.path as osp
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -432,6 +433,26 @@ def test_dag_on_point_priors_refuses_the_iou_rules(config):
                                         'can call selects priors'):
         DAGAttack().target_priors(model.bbox_head, dense, 0,
                                   samples[0].gt_instances)
+
+
+@pytest.mark.parametrize('config', [
+    'configs/tiny_ssd_std_shapes.py', SIGMOID_CONFIGS['retinanet'],
+    SIGMOID_CONFIGS['atss']], ids=['ssd', 'retinanet', 'atss'])
+def test_anchor_head_boxes_decode_each_image_without_warnings(config):
+    """An anchor head's dense boxes are its box coder's decode of each
+    image's deltas at the priors, exactly, and reading them warns nothing
+    (MMDetection's batch decode, deprecated, warned on every run)."""
+    model = random_model(config)
+    inputs, _ = random_batch(model.bbox_head.num_classes, (1, 1, 1))
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter('always')
+        dense = dense_predictions(model, inputs)
+    assert not [w for w in caught if 'onnx_delta2bbox' in str(w.message)]
+    coder = model.bbox_head.bbox_coder
+    assert dense.boxes.shape == (3, len(dense.priors), 4)
+    for i in range(3):
+        assert torch.equal(dense.boxes[i],
+                           coder.decode(dense.priors, dense.deltas[i]))
 
 
 @pytest.mark.parametrize('config,score_factor', [

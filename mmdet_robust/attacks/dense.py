@@ -270,8 +270,10 @@ def _anchor_predictions(head, outs, device) -> DensePredictions:
         objectness = 1 - logits.softmax(-1)[..., -1]
     else:
         objectness = logits.sigmoid().amax(-1)
-    boxes = head.bbox_coder.decode(
-        priors.expand(deltas.shape[0], -1, -1), deltas)
+    n = deltas.shape[0]
+    # as (n * P, 4) rows: MMDetection deprecates (and warns on) batch decode
+    boxes = head.bbox_coder.decode(priors.repeat(n, 1),
+                                   deltas.reshape(-1, 4)).reshape(n, -1, 4)
     centerness = None  # a third output is predict_by_feat's
     if len(outs) > 2:  # score_factors (ATSS: centerness logits)
         centerness = _flatten(outs[2], 1).squeeze(-1).sigmoid()

@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -167,7 +168,11 @@ def _load_config(config: str, options: Sequence[str]) -> Config:
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={})
-    with _CONFIG_LOCK:
+    with _CONFIG_LOCK, warnings.catch_warnings():
+        # mmengine imports and then reloads pkg_resources, which warns at
+        # each load that it is deprecated: setuptools<81 is kept on purpose
+        warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
+                                UserWarning)
         cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict(parser.parse_args(
         ['--cfg-options', *options] if options else []).cfg_options)

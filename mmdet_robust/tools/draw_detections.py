@@ -11,6 +11,7 @@ the network input the attack produced::
 """
 import argparse
 import copy
+import warnings
 from typing import Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -102,9 +103,15 @@ def _drawn_detections(visualizer, model, inputs: Tensor, data_samples,
                              data_samples)[0]
     result.pred_instances.bboxes = boxes_on_input(
         result.pred_instances.bboxes, result.scale_factor, shown.shape[:2])
-    visualizer.add_datasample(
-        'img', np.ascontiguousarray(shown), result, draw_gt=False,
-        pred_score_thr=score_thr, show=False)
+    with warnings.catch_warnings():
+        # a box clipped to the input's right or bottom edge ends at its
+        # width or height, which mmengine's bounds check counts as outside
+        warnings.filterwarnings(
+            'ignore', 'Warning: The (bbox|polygon) is out of bounds',
+            UserWarning)
+        visualizer.add_datasample(
+            'img', np.ascontiguousarray(shown), result, draw_gt=False,
+            pred_score_thr=score_thr, show=False)
     return visualizer.get_image()
 
 
