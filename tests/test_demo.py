@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import REPO
 import mmdet_robust
+from mmdet_robust.config import load_config
 from mmdet_robust.evaluation import environment
 from mmdet_robust.evaluation.environment import describe
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
@@ -307,15 +308,20 @@ def test_console_lines_keep_the_progress():
     assert console_line('x' * 200 + '\n') == 'x' * 157 + '...'
 
 
-def test_config_loads_do_not_print_the_pkg_resources_warning():
+@pytest.mark.parametrize('load', [
+    lambda config: demo_module._load_config(config, []),
+    load_config], ids=['demo', 'tools'])
+def test_config_loads_do_not_print_the_pkg_resources_warning(load):
     """Each ``mmdet::`` base config reloads pkg_resources, whose
     deprecation warning (setuptools<81 is kept on purpose) reached the
-    demo's console before every stage."""
+    demo's console before every stage and in its report stage."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         for _ in range(2):
-            demo_module._load_config('configs/tiny_ssd_std_shapes.py', [])
+            cfg = load(osp.join(REPO, 'configs/robust_eval/'
+                                      'tiny_ssd_shapes.py'))
     assert not [w for w in caught if 'pkg_resources' in str(w.message)]
+    assert cfg.test_cfg.type == 'RobustTestLoop'
 
 
 def test_configs_load_in_stages_side_by_side():

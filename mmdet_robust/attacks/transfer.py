@@ -4,12 +4,12 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.config import Config
 from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 from mmdet.registry import MODELS
 from ..checks import is_integer
+from ..config import load_config
 from .base import (CHECK_ERRORS, DetectorAttack, build_named,
                    gt_in_input_coords)
 from .pixel_space import PixelSpace, feeds_rgb, project
@@ -81,7 +81,7 @@ class TransferAttack(DetectorAttack):
 
     def source(self, device) -> torch.nn.Module:
         if self._source is None:
-            cfg = Config.fromfile(self.source_config)
+            cfg = load_config(self.source_config)
             model = MODELS.build(cfg.model)
             if self.source_checkpoint:
                 try:

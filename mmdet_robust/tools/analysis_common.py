@@ -8,7 +8,6 @@ import os.path as osp
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
@@ -19,6 +18,7 @@ from mmdet_robust.attacks import DensePredictions, dense_predictions
 from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.attacks.dense import check_dense_head, check_prior_boxes
 from mmdet_robust.checks import check_budget
+from mmdet_robust.config import load_config
 from mmdet_robust.evaluation.report import atomic_write
 from mmdet_robust.tools.cli import existing_file, positive_int
 
@@ -38,7 +38,7 @@ def analysis_parser(description: str) -> argparse.ArgumentParser:
 def load_detector(config: str, checkpoint: Optional[str]):
     """(eval-mode detector, config)."""
     init_default_scope('mmdet')
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)
     model = MODELS.build(cfg.model)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)

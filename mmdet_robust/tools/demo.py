@@ -42,13 +42,13 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Sequence
 
 import mmdet
 from mmengine.config import Config, DictAction
 
+from mmdet_robust.config import load_config
 from mmdet_robust.datasets.make_shapes import make_shapes, stamp_path
 from mmdet_robust.engine.robust_test_loop import (attack_configs,
                                                   entry_fingerprint,
@@ -168,12 +168,8 @@ def _load_config(config: str, options: Sequence[str]) -> Config:
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={})
-    with _CONFIG_LOCK, warnings.catch_warnings():
-        # mmengine imports and then reloads pkg_resources, which warns at
-        # each load that it is deprecated: setuptools<81 is kept on purpose
-        warnings.filterwarnings('ignore', 'pkg_resources is deprecated',
-                                UserWarning)
-        cfg = Config.fromfile(osp.join(REPO, config))
+    with _CONFIG_LOCK:
+        cfg = load_config(osp.join(REPO, config))
     cfg.merge_from_dict(parser.parse_args(
         ['--cfg-options', *options] if options else []).cfg_options)
     return cfg

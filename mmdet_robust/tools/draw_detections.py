@@ -27,6 +27,7 @@ from mmdet_robust.attacks import PixelSpace
 from mmdet_robust.attacks.base import gt_in_input_coords
 from mmdet_robust.attacks.pixel_space import feeds_rgb
 from mmdet_robust.checkpoint import safe_torch_load
+from mmdet_robust.config import load_config
 from mmdet_robust.engine.attacked_evaluation import (build_attack,
                                                      predict_preprocessed)
 from mmdet_robust.engine.robust_test_loop import configured_attacks
@@ -52,7 +53,7 @@ def figure_inputs(eval_config: str, attacks: Sequence[str] = DEFAULT_ATTACKS,
     setting is checked here, before any model is built (ValueError or
     TypeError naming it)."""
     init_default_scope('mmdet')
-    cfg = Config.fromfile(eval_config)
+    cfg = load_config(eval_config)
     if data_root:
         cfg.test_dataloader.dataset.data_root = data_root
     cfgs = configured_attacks(cfg, [a for a in attacks if a != 'clean'],
