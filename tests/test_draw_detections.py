@@ -5,10 +5,9 @@ import warnings
 import pytest
 import torch
 from matplotlib.image import imread
-
-from conftest import ROBUST_CFG
 from mmengine.structures import InstanceData
 
+from conftest import ROBUST_CFG
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.structures import DetDataSample
 from mmdet.visualization import DetLocalVisualizer
