@@ -37,7 +37,6 @@ import threading
 import time
 
 import torch
-from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
@@ -48,6 +47,7 @@ from mmdet.structures import DetDataSample
 from mmdet_robust.attacks import PGDAttack, TaskDomainAttacker, TaskLosses
 from mmdet_robust.attacks.base import attack_mode
 from mmdet_robust.attacks.task_losses import shared_targets
+from mmdet_robust.config import load_config
 from mmdet_robust.engine.loops import adversarial_train_step
 from mmdet_robust.tools.cli import (existing_file, nonnegative_int,
                                     positive_int)
@@ -78,7 +78,7 @@ def synthetic_batch(batch: int, size: int, num_classes: int, seed: int = 0):
 def input_size(config: str) -> int:
     """Network input side of a config: its test ``Resize`` (SSD300: 300,
     YOLOv3: 416, the tiny detectors: 96)."""
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)
     scale = [t['scale'] for t in cfg.test_dataloader.dataset.pipeline
              if t['type'] == 'Resize'][0]
     return max(scale)
@@ -140,7 +140,7 @@ class Bench:
 
     def __init__(self, args) -> None:
         init_default_scope('mmdet')
-        cfg = Config.fromfile(args.config)
+        cfg = load_config(args.config)
         self.device = torch.device(
             'cuda' if torch.cuda.is_available() and not args.cpu else 'cpu')
         # every batch has the same shape: let cuDNN pick its fastest kernels
