@@ -195,11 +195,14 @@ def test_ddp_adversarial_training_on_two_processes(shapes_root, tmp_path):
                                    atol=1e-7, msg=key)
     for key, value in r0['initial'].items():  # same start on both ranks
         assert torch.equal(r1['initial'][key], value), key
-    moved = [not torch.equal(value, r0['initial'][key])
-             for key, value in r0['params'].items()]
-    # they trained (a few biases of the coarsest level get no gradient from
-    # these 4 batches and stay at their zero init) and stayed in sync
-    assert sum(moved) > 0.9 * len(moved)
+    # they trained: SGD stepped on every tensor (its weight decay moves one
+    # without gradient unless it is zero) and the backbone, which every
+    # level reads, got gradients; the coarsest levels' zero-initialised
+    # biases may get none from these 4 batches (seeds 1-5: 8 of 59)
+    unmoved = {key for key, value in r0['params'].items()
+               if torch.equal(value, r0['initial'][key])}
+    assert not {k for k in unmoved if r0['initial'][k].any()}, unmoved
+    assert not {k for k in unmoved if k.startswith('backbone.')}, unmoved
     (a, da0), (b, db0) = r0['delta'].items()
     agree = (r1['delta'][a] == da0).float().mean()
     assert agree > 0.99, agree  # same image, same perturbation
