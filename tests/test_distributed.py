@@ -80,9 +80,12 @@ def test_one_and_two_processes_agree(request, shapes_root, tmp_path, model,
     one = _evaluate(shapes_root, path, str(tmp_path / 'one'), loop, model)
     mAP = {name: one[f'{name}/pascal_voc/mAP'] for name in ('clean', *ATTACKS)}
     # numbers worth comparing: a trained model (SSD 0.68, YOLOX 0.19 clean)
-    # that every attack hurts
+    # whose mAP every attack moves and con-PGD lowers (RAP's 3 steps and
+    # DAG's 5 iterations move it little, either way: on the SSD trained
+    # with torch seed 2, RAP 64.4 -> 65.1, DAG 64.4 -> 64.3)
     assert mAP['clean'] > 0.1
-    assert all(mAP[name] < mAP['clean'] for name in ATTACKS), mAP
+    assert all(mAP[name] != mAP['clean'] for name in ATTACKS), mAP
+    assert mAP['con_pgd'] < mAP['clean'], mAP
     work = str(tmp_path / 'two')
     os.makedirs(work)
     mp.spawn(_worker, args=(shapes_root, path, work, port, loop, model),
