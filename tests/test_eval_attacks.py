@@ -257,8 +257,10 @@ def test_dag_counts_each_images_iterations(request, model):
     DAG with ``max_iters=k`` leaves it exactly where the full run does;
     ``dag_at_cap`` marks the images that used all ``max_iters``."""
     detector, test_batch = trained(request, model)
-    cap = 30
-    dag = DAGAttack(eps=32., gamma=2., max_iters=cap)  # budget not binding
+    # budget not binding; gamma 4: on fixtures trained with torch seeds
+    # 0-3 the images took 5-59 steps (gamma 2: 11-95, none under 30 on one)
+    cap = 40
+    dag = DAGAttack(eps=32., gamma=4., max_iters=cap)
     adv = dag(detector, test_batch)
     iters = dag.last_image_stats['dag_iters']
     linf = dag.last_image_stats['linf']
@@ -277,7 +279,7 @@ def test_dag_counts_each_images_iterations(request, model):
     early = iters[(0 < iters) & (iters < cap)]
     assert len(early), iters
     k = int(early.max())
-    short = DAGAttack(eps=32., gamma=2., max_iters=k)
+    short = DAGAttack(eps=32., gamma=4., max_iters=k)
     adv_k = short(detector, test_batch)
     assert torch.equal(short.last_image_stats['dag_iters'],
                        iters.clamp(max=k))
