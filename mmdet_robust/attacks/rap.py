@@ -38,8 +38,13 @@ class RAPAttack(DenseOutputAttack):
     strides, GFL from the anchor's centre, with ``d*`` taken to them, see
     :meth:`DensePredictions.delta_target`), ``J`` the priors whose
     predicted box on the clean image overlaps a GT box with IoU >
-    ``tau_iou`` (fixed for the attack), ``d*`` a fixed distortion target
-    (shift by half the box, shrink).
+    ``tau_iou`` (fixed for the attack), ``d*`` a fixed distortion target,
+    by default ATTACKS.md's ``(0.5, 0.5, -0.7, -0.7)`` as the coder's
+    normalised deltas. Its box follows the coder's stds: with RetinaNet's
+    (1, 1, 1, 1) the prior shifted by half its size and halved (IoU 0.05
+    with the prior); with SSD's and ATSS's (0.1, 0.1, 0.2, 0.2) shifted by
+    5% and shrunk to 87% (IoU 0.76, still a match at 0.5), where
+    ``shape_target=(5, 5, -3.5, -3.5)`` is the half-box one.
     Sign-gradient descent inside ``S_x`` through the shared PGD loop (ascent
     on ``-L_RAP``): 20 steps, ``alpha = eps / 10``. ``last_stats``:
     ``rap_loss`` at the result.
